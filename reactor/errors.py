@@ -1,0 +1,68 @@
+"""Every exception `reactor` raises on purpose, in one place.
+
+Each error says what went wrong and, where it can, what to do instead. They
+subclass the built-in type a caller would already catch (``ValueError`` for
+bad arguments, ``RuntimeError`` for a loop in the wrong state,
+``ConnectionError`` for a failed connect), so code written against asyncio
+keeps working, and code that wants to be precise can catch ours.
+
+This module imports nothing from the package, so any layer may import it.
+"""
+
+
+class ReactorError(Exception):
+    """Base class for every error `reactor` raises on purpose."""
+
+
+# -- the loop -------------------------------------------------------------
+
+class LoopClosedError(ReactorError, RuntimeError):
+    """The loop was used after ``close()``; create a new ``Reactor``."""
+
+
+class LoopRunningError(ReactorError, RuntimeError):
+    """``run()`` was called while the loop is already running."""
+
+
+class InvalidDelayError(ReactorError, ValueError):
+    """A delay or deadline was negative, NaN or infinite."""
+
+
+class NotCallableError(ReactorError, TypeError):
+    """A callback argument was not callable."""
+
+
+class BadFileDescriptorError(ReactorError, ValueError):
+    """A file descriptor was negative, closed, or not a file object."""
+
+
+class SignalHandlerError(ReactorError, RuntimeError):
+    """A signal handler could not be installed (wrong thread, bad signal)."""
+
+
+# -- framing --------------------------------------------------------------
+
+class FramingError(ReactorError, ValueError):
+    """A byte stream broke its framing rules: a frame too large or malformed.
+
+    The framer that raised it is closed; the connection it served should be
+    closed too, since the stream position is no longer known.
+    """
+
+
+# -- connections ----------------------------------------------------------
+
+class ConnectError(ReactorError, ConnectionError):
+    """An outgoing connection could not be established."""
+
+
+class ConnectTimeoutError(ConnectError, TimeoutError):
+    """An outgoing connection did not complete within its timeout."""
+
+
+class ConnectRefusedError(ConnectError, ConnectionRefusedError):
+    """The peer actively refused the connection (nothing listens there)."""
+
+
+class TransportClosedError(ReactorError, ConnectionError):
+    """A write or other operation was attempted on a closed transport."""
