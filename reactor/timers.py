@@ -1,0 +1,231 @@
+"""Callback handles, the timer-backend interface, and the heap reference backend.
+
+A *handle* is what ``call_soon`` returns: a callback, its arguments and a
+``cancel()``. A *timer* is a handle with a deadline. Timers live in a *timer
+backend*, a small object the loop owns and drives with one question per pass::
+
+    backend.schedule(when, callback, args) -> Timer     O(log n) heap, O(1) wheel
+    backend.cancel(timer)                                O(1) both (heap: lazy)
+    backend.reschedule(timer, when)                      the idle-timeout pattern
+    backend.next_deadline() -> float | None              bounds select()'s timeout
+    backend.expire(now, ready)                           append due timers to ready
+    len(backend)                                         live timers
+
+Backends are handed ``now``; they never read a clock themselves, which is why
+timer tests never sleep. Two backends ship:
+
+=====================  ==========================  ==============================
+backend                strengths                   costs
+=====================  ==========================  ==============================
+:class:`HeapTimers`    exact, tiny, the textbook   O(log n) schedule; cancelled
+(this module)          (asyncio, Twisted, libev)   entries linger until popped
+``TimerWheel``         O(1) schedule/cancel/reset  fires up to one tick late;
+(``reactor.wheel``)    memory freed on cancel      more code
+=====================  ==========================  ==============================
+
+The heap is kept as the simple reference twin of the wheel: the model-based
+tests run both against a sorted list, and the benchmarks run both inside the
+same loop.
+
+Ordering contract (both backends): a timer never fires before its deadline;
+timers fire in (deadline, scheduling order); ``reschedule`` counts as a new
+scheduling for that order.
+"""
+
+import heapq
+import itertools
+import math
+from typing import Any, Callable, List, Optional, Tuple
+
+from .errors import InvalidDelayError, NotCallableError, ReactorError
+
+_INF = math.inf
+
+
+class TimerCancelledError(ReactorError, RuntimeError):
+    """``reset()`` was called on a cancelled timer; schedule a new one instead."""
+
+
+class Handle:
+    """A callback queued to run once; ``cancel()`` stops it if it has not run yet."""
+
+    __slots__ = ("_callback", "_args")
+
+    def __init__(self, callback: Callable[..., Any], args: Tuple[Any, ...]) -> None:
+        self._callback = callback
+        self._args = args
+
+    def cancel(self) -> None:
+        """Drop the callback so it never runs; safe to call more than once."""
+        self._callback = None
+        self._args = None
+
+    def cancelled(self) -> bool:
+        """Tell whether ``cancel()`` was called."""
+        return self._callback is None
+
+    def __repr__(self) -> str:
+        state = "cancelled" if self._callback is None else callback_name(self._callback)
+        return "<%s %s>" % (type(self).__name__, state)
+
+
+class Timer(Handle):
+    """A handle with a deadline, owned by one timer backend.
+
+    ``_pos`` is private to the backend: where the timer sits (heap entry or
+    wheel slot), or None when it is not scheduled (fired or cancelled).
+    """
+
+    __slots__ = ("_when", "_seq", "_queue", "_pos", "_tick")
+
+    def __init__(self, when: float, callback: Callable[..., Any], args: Tuple[Any, ...],
+                 queue: Any, seq: int) -> None:
+        self._callback = callback
+        self._args = args
+        self._when = when
+        self._seq = seq
+        self._queue = queue
+        self._pos = None
+        self._tick = 0
+
+    def when(self) -> float:
+        """Return the deadline, in the loop clock's seconds."""
+        return self._when
+
+    def cancel(self) -> None:
+        """Unschedule the timer and drop its callback at once, so it holds no memory."""
+        if self._callback is not None:
+            self._queue.cancel(self)
+
+    def reset(self, delay: float) -> None:
+        """Move the deadline to now + ``delay`` seconds, reusing this handle.
+
+        This is the idle-timeout pattern (Twisted's ``DelayedCall.reset``):
+        one reset per received message, O(1) on the wheel, no allocation. A
+        timer that already fired is armed again. Raises
+        :class:`TimerCancelledError` after ``cancel()``.
+        """
+        if self._callback is None:
+            raise TimerCancelledError("cannot reset a cancelled timer; schedule a new one")
+        check_delay(delay)
+        queue = self._queue
+        queue.reschedule(self, queue.clock() + delay)
+
+    def __repr__(self) -> str:
+        state = "cancelled" if self._callback is None else callback_name(self._callback)
+        return "<Timer when=%.6f %s>" % (self._when, state)
+
+
+class HeapTimers:
+    """A binary heap of ``(deadline, seq, timer)`` entries with lazy deletion.
+
+    Cancel and reschedule leave the old entry in the heap and mark it stale
+    (the timer's ``_pos`` no longer points at it); ``expire`` skips stale
+    entries as they surface. When stale entries outnumber live ones the heap
+    is rebuilt, so memory stays within 2x of the live timers. The callback is
+    dropped at cancel time, so a stale entry holds only the small handle.
+    """
+
+    def __init__(self) -> None:
+        self._heap: List[Tuple[float, int, Timer]] = []
+        self._stale = 0
+        self._next_seq = itertools.count().__next__
+        #: The loop's clock, set by the loop; used only by ``Timer.reset``.
+        self.clock: Callable[[], float] = _no_clock
+
+    def __len__(self) -> int:
+        return len(self._heap) - self._stale
+
+    def schedule(self, when: float, callback: Callable[..., Any], args: Tuple[Any, ...]) -> Timer:
+        """Add a timer firing at ``when``; O(log n)."""
+        seq = self._next_seq()
+        timer = Timer(when, callback, args, self, seq)
+        entry = (when, seq, timer)
+        timer._pos = entry
+        heapq.heappush(self._heap, entry)
+        return timer
+
+    def cancel(self, timer: Timer) -> None:
+        """Unschedule ``timer``; its heap entry goes stale and is skipped later."""
+        if timer._pos is not None:
+            timer._pos = None
+            self._stale += 1
+            if self._stale > 64 and self._stale * 2 > len(self._heap):
+                self._compact()
+        timer._callback = None
+        timer._args = None
+
+    def reschedule(self, timer: Timer, when: float) -> None:
+        """Move ``timer`` to ``when`` by pushing a fresh entry; the old one goes stale."""
+        if timer._pos is not None:
+            self._stale += 1
+        seq = self._next_seq()
+        timer._when = when
+        timer._seq = seq
+        entry = (when, seq, timer)
+        timer._pos = entry
+        heapq.heappush(self._heap, entry)
+        if self._stale > 64 and self._stale * 2 > len(self._heap):
+            self._compact()
+
+    def next_deadline(self) -> Optional[float]:
+        """Return the earliest live deadline, or None when no timer is live."""
+        heap = self._heap
+        while heap and heap[0][2]._pos is not heap[0]:
+            heapq.heappop(heap)
+            self._stale -= 1
+        return heap[0][0] if heap else None
+
+    def expire(self, now: float, ready: Any) -> None:
+        """Append every live timer with deadline <= ``now`` to ``ready``, in order."""
+        # Hot path: runs once per loop pass; the common case is one comparison.
+        heap = self._heap
+        heappop = heapq.heappop
+        while heap and heap[0][0] <= now:
+            entry = heappop(heap)
+            timer = entry[2]
+            if timer._pos is entry:
+                timer._pos = None
+                ready.append(timer)
+            else:
+                self._stale -= 1
+
+    def _compact(self) -> None:
+        """Drop stale entries and re-heapify: O(n), amortised over as many cancels."""
+        self._heap = [entry for entry in self._heap if entry[2]._pos is entry]
+        heapq.heapify(self._heap)
+        self._stale = 0
+
+
+def check_delay(delay: float) -> None:
+    """Raise :class:`InvalidDelayError` unless ``delay`` is a finite number >= 0."""
+    if not 0.0 <= delay < _INF:
+        raise InvalidDelayError(
+            "delay must be a finite number of seconds >= 0, got %r" % (delay,))
+
+
+def check_deadline(when: float) -> None:
+    """Raise :class:`InvalidDelayError` unless ``when`` is a finite number."""
+    if not -_INF < when < _INF:
+        raise InvalidDelayError("deadline must be a finite time in seconds, got %r" % (when,))
+
+
+def check_callable(callback: Any) -> None:
+    """Raise :class:`NotCallableError` unless ``callback`` can be called."""
+    if not callable(callback):
+        raise NotCallableError(
+            "callback must be callable, got %s %r" % (type(callback).__name__, callback))
+
+
+def callback_name(callback: Any) -> str:
+    """Name a callback for logs: ``module.qualname`` when it has one, else its repr."""
+    target = getattr(callback, "__func__", callback)
+    name = getattr(target, "__qualname__", None)
+    if name is None:
+        return repr(callback)
+    module = getattr(target, "__module__", None)
+    return "%s.%s" % (module, name) if module else name
+
+
+def _no_clock() -> float:
+    raise ReactorError("this timer backend is not attached to a loop, so reset() has no 'now'")
