@@ -1,0 +1,9 @@
+"""The servers behind ``python -m reactor``: one module per subcommand.
+
+``SUBCOMMANDS`` maps a name to ``(summary, configure(parser), run(args))``;
+``reactor/cli.py`` builds the command line from it.
+"""
+
+from typing import Any, Callable, Dict, Tuple
+
+SUBCOMMANDS: Dict[str, Tuple[str, Callable[[Any], None], Callable[[Any], int]]] = {}

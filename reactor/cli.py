@@ -1,0 +1,47 @@
+"""The command line: ``python -m reactor SUBCOMMAND [options]``.
+
+Each server subcommand parses its options, builds a loop, listens, logs one
+line ``listening on HOST:PORT`` and runs until SIGINT or SIGTERM, then closes
+everything and exits 0. The subcommands themselves live in ``reactor/apps``;
+this module only wires argument parsing, logging and the loop together.
+"""
+
+import argparse
+import logging
+import sys
+from typing import List, Optional
+
+from . import __version__
+from .apps import SUBCOMMANDS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with one sub-parser per app."""
+    parser = argparse.ArgumentParser(
+        prog="python -m reactor",
+        description="Event-driven socket servers on one thread (stdlib only).")
+    parser.add_argument("--version", action="version", version="reactor " + __version__)
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="logging threshold (default INFO)")
+    parser.add_argument("--debug", action="store_true",
+                        help="loop debug mode: log callbacks slower than 100 ms")
+    commands = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    commands.required = True
+    for name, (summary, configure, _) in SUBCOMMANDS.items():
+        configure(commands.add_parser(name, help=summary, description=summary))
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run one subcommand; return the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    run = SUBCOMMANDS[args.command][2]
+    try:
+        return run(args) or 0
+    except OSError as exc:            # e.g. address in use: say so, without a traceback
+        logging.getLogger("reactor").error("%s: %s", args.command, exc)
+        return 1
