@@ -73,7 +73,9 @@ class Timer(Handle):
     """A handle with a deadline, owned by one timer backend.
 
     ``_pos`` is private to the backend: where the timer sits (heap entry or
-    wheel slot), or None when it is not scheduled (fired or cancelled).
+    wheel slot), or None when it is not scheduled (fired or cancelled). The
+    backend sets ``_pos`` (and the wheel ``_tick``) right after construction,
+    so ``__init__`` leaves them alone: it runs once per ``call_later``.
     """
 
     __slots__ = ("_when", "_seq", "_queue", "_pos", "_tick")
@@ -85,8 +87,6 @@ class Timer(Handle):
         self._when = when
         self._seq = seq
         self._queue = queue
-        self._pos = None
-        self._tick = 0
 
     def when(self) -> float:
         """Return the deadline, in the loop clock's seconds."""
@@ -105,9 +105,11 @@ class Timer(Handle):
         timer that already fired is armed again. Raises
         :class:`TimerCancelledError` after ``cancel()``.
         """
+        # Hot path: once per received message in an idle-timeout server.
         if self._callback is None:
             raise TimerCancelledError("cannot reset a cancelled timer; schedule a new one")
-        check_delay(delay)
+        if not 0.0 <= delay < _INF:
+            check_delay(delay)
         queue = self._queue
         queue.reschedule(self, queue.clock() + delay)
 

@@ -42,6 +42,8 @@ Guarantees:
 * same-deadline timers fire in scheduling order: a due slot is sorted by
   (deadline, sequence) before firing, O(k log k) for k timers due in one tick
   (O(k) when they already are in order, the common case);
+* a reset that pushes a deadline later is O(1) with no slot move; the
+  timer moves when its old slot comes up (see ``reschedule``);
 * cancelled timers leave their slot at once and drop their callback; a slot
   emptied by cancels is replaced by a fresh dict, so a burst of a million
   cancelled timers gives its memory back.
@@ -71,6 +73,7 @@ OVERFLOW_CHECK_TICKS = 1 << (SLOT_BITS * (LEVELS - 1))
 
 _OVERFLOW = -1
 _fire_order = attrgetter("_when", "_seq")
+_ceil = math.ceil
 
 
 class TimerWheel:
@@ -104,30 +107,63 @@ class TimerWheel:
 
     def schedule(self, when: float, callback: Callable[..., Any], args: Tuple[Any, ...]) -> Timer:
         """Add a timer firing at ``when``; O(1)."""
+        # Hot path: every call_later. The deadline is rounded *up* to a tick,
+        # and corrected when float division rounded down, so that
+        # tick * tick_seconds >= when holds exactly: never early.
         timer = Timer(when, callback, args, self, self._next_seq())
-        timer._tick = self._ceil_tick(when)
-        self._insert(timer, timer._tick)
+        tick_seconds = self.tick_seconds
+        tick = _ceil(when / tick_seconds)
+        if tick * tick_seconds < when:
+            tick += 1
+        timer._tick = tick
         self._count += 1
+        self._insert(timer, tick)
         return timer
 
     def cancel(self, timer: Timer) -> None:
         """Unschedule ``timer`` and drop its callback; O(1)."""
-        if timer._pos is not None:
-            self._remove(timer)
+        pos = timer._pos
+        if pos is not None:
+            timer._pos = None
             self._count -= 1
+            if pos == _OVERFLOW:
+                del self._overflow[timer]
+            else:
+                slot = self._slots[pos]
+                del slot[timer]
+                if not slot:                    # give a big emptied table back
+                    self._slots[pos] = {}
+                    self._occupied[pos >> SLOT_BITS] &= ~(1 << (pos & SLOT_MASK))
         timer._callback = None
         timer._args = None
 
     def reschedule(self, timer: Timer, when: float) -> None:
-        """Move ``timer`` to ``when`` in place (a fired timer is armed again); O(1)."""
+        """Move ``timer`` to ``when`` (a fired timer is armed again); O(1).
+
+        Discussion: a deadline pushed *later* (the idle-timeout reset, once
+        per message) is recorded on the timer and the timer stays in its
+        slot. That slot is processed no later than the old deadline, and
+        processing re-inserts the timer by its new tick instead of firing
+        it. So a reset is a few attribute writes, and the slot move, if one
+        is still needed, happens at most once per old deadline rather than
+        once per message. A deadline pulled *earlier* moves at once, since
+        the old slot could be processed too late.
+        """
+        tick_seconds = self.tick_seconds
+        tick = _ceil(when / tick_seconds)
+        if tick * tick_seconds < when:
+            tick += 1
+        timer._when = when
+        timer._seq = self._next_seq()
+        if timer._pos is not None and tick >= timer._tick:
+            timer._tick = tick              # lazy: stays put, re-inserted when its slot comes up
+            return
         if timer._pos is not None:
             self._remove(timer)
         else:
             self._count += 1
-        timer._when = when
-        timer._seq = self._next_seq()
-        timer._tick = self._ceil_tick(when)
-        self._insert(timer, timer._tick)
+        timer._tick = tick
+        self._insert(timer, tick)
 
     def next_deadline(self) -> Optional[float]:
         """Return a time no later than the earliest deadline's tick, or None if empty."""
@@ -156,25 +192,22 @@ class TimerWheel:
             if slot:
                 slots[index] = {}
                 self._occupied[0] &= ~(1 << index)
-                self._count -= len(slot)
-                due = list(slot)
+                due = []
+                for timer in slot:
+                    if timer._tick > tick:      # reset to a later deadline: not due yet
+                        self._insert(timer, timer._tick)
+                    else:
+                        timer._pos = None
+                        due.append(timer)
+                self._count -= len(due)
                 if len(due) > 1:
                     due.sort(key=_fire_order)
-                for timer in due:
-                    timer._pos = None
                 ready.extend(due)
             self._next_tick = tick + 1
         if target >= self._next_tick:
             self._next_tick = target + 1
 
     # -- internals -----------------------------------------------------------
-
-    def _ceil_tick(self, when: float) -> int:
-        """Round a deadline up to a tick, so that tick * tick_seconds >= when, exactly."""
-        tick = math.ceil(when / self.tick_seconds)
-        if tick * self.tick_seconds < when:     # float division rounded down
-            tick += 1
-        return tick
 
     def _floor_tick(self, now: float) -> int:
         """Round a time down to a tick, so that tick * tick_seconds <= now, exactly."""

@@ -1,0 +1,31 @@
+"""``python -m benchmarks [SUITE] [--quick] [--json FILE]``: list or run a suite."""
+
+import argparse
+import importlib
+import sys
+
+#: suite name -> (module, one-line summary)
+SUITES = {
+    "loop": ("benchmarks.loop", "timers, call_soon dispatch and idle fds: reactor vs asyncio vs heapq"),
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks",
+                                     description="Run a benchmark suite and print a table.")
+    parser.add_argument("suite", nargs="?", choices=sorted(SUITES), help="suite to run")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
+    parser.add_argument("--repeat", type=int, default=None, help="runs per measurement (median)")
+    parser.add_argument("--json", metavar="FILE", help="also write raw results as JSON")
+    args, extra = parser.parse_known_args(argv)
+    if args.suite is None:
+        print("suites (python -m benchmarks SUITE [--quick] [--json FILE]):")
+        for name, (_, summary) in sorted(SUITES.items()):
+            print("  %-8s %s" % (name, summary))
+        return 0
+    module = importlib.import_module(SUITES[args.suite][0])
+    return module.main(args, extra) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Vendoring: reactor/ copied alone into a folder works from an isolated interpreter."""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "reactor")
+
+# The script runs with -I (no site-packages, no user site, no PYTHON* env vars)
+# and only the vendor folder on sys.path; it echoes through a real loop.
+SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, sys.argv[1])
+    import socket
+    import reactor
+    assert reactor.__file__.startswith(sys.argv[1]), reactor.__file__
+    loop = reactor.Reactor()
+    server_end, client_end = socket.socketpair()
+    server_end.setblocking(False)
+    def echo():
+        data = server_end.recv(65536)
+        server_end.sendall(data)
+        loop.stop()
+    loop.add_reader(server_end, echo)
+    client_end.sendall(b"ping through a vendored reactor")
+    loop.run(stop_on_signals=False)
+    print(client_end.recv(100).decode(), sys.version_info[:2])
+    loop.close()
+""")
+
+
+def runs(python):
+    """Tell whether ``python`` starts (a pyenv shim for an unselected version does not)."""
+    try:
+        return subprocess.run([python, "-c", "pass"], capture_output=True, timeout=30).returncode == 0
+    except OSError:
+        return False
+
+
+def interpreters():
+    """The running interpreter, plus a CPython 3.8 when one is installed (the floor)."""
+    found = [pytest.param(sys.executable, id="current")]
+    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.8*/bin/python3.8")))
+    candidates += [shutil.which("python3.8")]
+    floor = next((c for c in candidates if c and runs(c)), None)
+    found.append(pytest.param(floor, id="python3.8",
+                              marks=pytest.mark.skipif(
+                                  floor is None, reason="no python3.8 interpreter on this machine")))
+    return found
+
+
+@pytest.mark.parametrize("python", interpreters())
+def test_vendored_copy_runs_in_isolated_interpreter(python, tmp_path):
+    """A copy of reactor/ alone imports and echoes under `python -I` with no site-packages."""
+    vendor = tmp_path / "vendor"
+    shutil.copytree(PACKAGE, str(vendor / "reactor"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    result = subprocess.run([python, "-I", "-c", SCRIPT, str(vendor)],
+                            capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ping through a vendored reactor"), result.stdout
