@@ -1,8 +1,10 @@
 """reactor: a small, fast, readable event-driven socket framework (stdlib only).
 
-Start with :class:`Reactor` (``reactor/loop.py``), the loop; then the
-protocols (``protocols.py``) your code implements, and the timers
-(``timers.py``, ``wheel.py``). ``python -m reactor --help`` runs the servers.
+Start with the loop (``reactor/loop.py``); then the protocols
+(``protocols.py``) your code implements, the stream transport
+(``streams.py``) that calls them, and the timers (``timers.py``,
+``wheel.py``). :class:`Reactor` (``network.py``) is the loop plus
+``listen_tcp`` / ``connect_tcp`` and friends. ``python -m reactor --help`` runs the servers.
 """
 
 from .clock import FakeClock
@@ -10,7 +12,12 @@ from .errors import (BadFileDescriptorError, ConnectError, ConnectRefusedError,
                      ConnectTimeoutError, FramingError, InvalidDelayError, LoopClosedError,
                      LoopRunningError, NotCallableError, ReactorError, SignalHandlerError,
                      TransportClosedError)
-from .loop import Reactor
+from .loop import EventLoop
+from .network import Reactor
+from .policy import Limits
+from .server import Server
+from .client import Connector
+from .streams import StreamTransport
 from .protocols import BaseProtocol, DatagramProtocol, Protocol
 from .timers import Handle, HeapTimers, Timer, TimerCancelledError
 from .wheel import TimerWheel
@@ -18,7 +25,7 @@ from .wheel import TimerWheel
 __version__ = "0.1.0"
 
 __all__ = [
-    "Reactor", "FakeClock", "Handle", "Timer", "TimerWheel", "HeapTimers",
+    "Reactor", "EventLoop", "Limits", "Server", "Connector", "StreamTransport", "FakeClock", "Handle", "Timer", "TimerWheel", "HeapTimers",
     "BaseProtocol", "Protocol", "DatagramProtocol",
     "ReactorError", "LoopClosedError", "LoopRunningError", "InvalidDelayError",
     "NotCallableError", "BadFileDescriptorError", "SignalHandlerError", "FramingError",

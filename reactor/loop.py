@@ -67,8 +67,11 @@ class LoopState(enum.Enum):
     CLOSED = "closed"
 
 
-class Reactor:
+class EventLoop:
     """A single-threaded event loop; see the module docstring for one pass.
+
+    Applications use its subclass ``reactor.Reactor``, which adds
+    ``listen_tcp``, ``connect_tcp`` and friends (``reactor/network.py``).
 
     Parameters (all optional):
 
@@ -104,7 +107,7 @@ class Reactor:
             debug = os.environ.get("REACTOR_DEBUG", "") not in ("", "0")
         self._debug = bool(debug)
         self.slow_callback_seconds = slow_callback_seconds
-        self._exception_handler: Optional[Callable[["Reactor", Dict[str, Any]], None]] = None
+        self._exception_handler: Optional[Callable[["EventLoop", Dict[str, Any]], None]] = None
         self._iterations = 0
         self._events = 0
         self._timers_fired = 0
@@ -252,7 +255,7 @@ class Reactor:
     # -- errors -------------------------------------------------------------
 
     def set_exception_handler(self,
-                              handler: Optional[Callable[["Reactor", Dict[str, Any]], None]]) -> None:
+                              handler: Optional[Callable[["EventLoop", Dict[str, Any]], None]]) -> None:
         """Route callback exceptions to ``handler(loop, context)``; None restores logging.
 
         ``context`` has ``message``, ``exception`` and ``callback``.
@@ -462,7 +465,7 @@ class Reactor:
 
     def _check_open(self, what: str) -> None:
         if self._closed:
-            raise LoopClosedError("%s() on a closed loop; create a new Reactor" % what)
+            raise LoopClosedError("%s() on a closed loop; create a new loop" % what)
 
     def _stop_on_signal(self, sig: int) -> None:
         logger.info("received %s, stopping", signal.Signals(sig).name)

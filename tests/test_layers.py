@@ -14,9 +14,9 @@ LAYERS = {
     "errors": 0, "clock": 0, "buffers": 0, "framing": 0, "policy": 0,
     "timers": 1, "wheel": 1, "protocols": 1,
     "loop": 2,
-    "transports": 3, "tcp": 3, "unix": 3, "udp": 3,
+    "streams": 3, "tcp": 3, "unix": 3, "udp": 3, "datagrams": 3,
     "tls": 4,
-    "server": 5, "client": 5,
+    "server": 5, "client": 5, "network": 5,
     "cli": 6, "__main__": 6, "apps": 6, "__init__": 6,
 }
 

@@ -6,4 +6,8 @@
 
 from typing import Any, Callable, Dict, Tuple
 
-SUBCOMMANDS: Dict[str, Tuple[str, Callable[[Any], None], Callable[[Any], int]]] = {}
+from . import echo
+
+SUBCOMMANDS: Dict[str, Tuple[str, Callable[[Any], None], Callable[[Any], int]]] = {
+    "echo": (echo.SUMMARY, echo.configure, echo.run),
+}

@@ -1,0 +1,214 @@
+"""Clients: non-blocking connects that end in a StreamTransport, or in an error.
+
+``Reactor.connect_tcp`` returns a :class:`Connector` at once; the work
+happens on the loop::
+
+    resolve host  ->  for each address: socket, connect_ex()  ->  wait writable
+                   ->  SO_ERROR == 0: transport + protocol.connection_made
+                   ->  every address failed, or the timeout fired: on_error(exc)
+
+Name resolution (``getaddrinfo``) can block for seconds, so names go to a
+small worker pool and the answer comes back through
+``call_soon_threadsafe``. Numeric addresses (``127.0.0.1``, ``::1``) are
+resolved on the loop thread with ``AI_NUMERICHOST``, which never blocks.
+
+The timeout covers resolution and every connect attempt together. On
+failure ``on_error`` receives a :class:`~reactor.errors.ConnectRefusedError`,
+:class:`~reactor.errors.ConnectTimeoutError` or another
+:class:`~reactor.errors.ConnectError`, each an ``OSError`` with ``errno``
+set; without ``on_error`` the failure is logged.
+"""
+
+import errno
+import logging
+import os
+import socket
+from typing import Any, Callable, List, Optional, Tuple
+
+from .errors import ConnectError, ConnectRefusedError, ConnectTimeoutError
+from .loop import EVENT_WRITE
+from .policy import DEFAULT_LIMITS, Limits
+from .streams import StreamTransport
+
+logger = logging.getLogger("reactor")
+
+_IN_PROGRESS = frozenset((errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR))
+
+
+class Connector:
+    """One outgoing connection attempt; ``cancel()`` it, or read its outcome.
+
+    After success ``transport`` and ``protocol`` are set; after failure
+    ``error`` is. ``done()`` tells whether either has happened.
+    """
+
+    def __init__(self, loop: Any, protocol_factory: Callable[[], Any], family: int,
+                 target: Any, description: str, timeout_seconds: float,
+                 on_error: Optional[Callable[[BaseException], None]],
+                 limits: Limits = DEFAULT_LIMITS,
+                 resolve: Optional[Callable[[Any], None]] = None) -> None:
+        self._loop = loop
+        self._factory = protocol_factory
+        self._family = family
+        self._target = target                   # (host, port), or a Unix path
+        self._description = description
+        self._on_error = on_error
+        self._limits = limits
+        self._resolve = resolve
+        self._addresses: List[Tuple[int, Any]] = []
+        self._sock: Optional[socket.socket] = None
+        self._address: Any = None
+        self._last_error: Optional[OSError] = None
+        self._done = False
+        self.transport: Optional[StreamTransport] = None
+        self.protocol: Any = None
+        self.error: Optional[BaseException] = None
+        self._timer = loop.call_later(timeout_seconds, self._timed_out, timeout_seconds)
+
+    def start(self) -> None:
+        """Begin: resolve (if needed) and try the first address."""
+        if self._family == socket.AF_UNIX:
+            self._addresses = [(socket.AF_UNIX, self._target)]
+            self._try_next()
+            return
+        host, port = self._target
+        try:
+            infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM,
+                                       0, socket.AI_NUMERICHOST)
+        except socket.gaierror:
+            if self._resolve is None:
+                raise
+            self._resolve(self)                 # a name: resolve off the loop thread
+            return
+        self.resolved(infos, None)
+
+    def resolved(self, infos: Any, exc: Optional[BaseException]) -> None:
+        """Take the resolver's answer (on the loop thread) and start connecting."""
+        if self._done:
+            return
+        if exc is not None:
+            self._fail(ConnectError(getattr(exc, "errno", None) or errno.EHOSTUNREACH,
+                                    "cannot resolve %s: %s" % (self._description, exc)))
+            return
+        self._addresses = [(family, address) for family, _, _, _, address in infos]
+        if not self._addresses:
+            self._fail(ConnectError(errno.EHOSTUNREACH,
+                                    "no address found for %s" % self._description))
+            return
+        self._try_next()
+
+    def cancel(self) -> None:
+        """Abandon the attempt; no callback runs. No effect once done."""
+        if self._done:
+            return
+        self._done = True
+        self._timer.cancel()
+        self._drop_socket()
+
+    def done(self) -> bool:
+        """Tell whether the attempt succeeded, failed or was cancelled."""
+        return self._done
+
+    # -- the loop's calls -------------------------------------------------------
+
+    def on_writable(self) -> None:
+        """The connect finished, one way or the other: SO_ERROR says which."""
+        sock = self._sock
+        if self._done or sock is None:
+            return
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        self._loop._rewatch(sock.fileno(), 0, self)
+        if code:
+            self._attempt_failed(OSError(code, _strerror(code)))
+        else:
+            self._connected()
+
+    def on_readable(self) -> None:
+        pass
+
+    # -- internals ----------------------------------------------------------------
+
+    def _try_next(self) -> None:
+        if not self._addresses:
+            exc = self._last_error or OSError(errno.EHOSTUNREACH, "no address to try")
+            if exc.errno == errno.ECONNREFUSED:
+                self._fail(ConnectRefusedError(
+                    errno.ECONNREFUSED, "connection to %s refused (is anything listening?)"
+                    % self._description))
+            else:
+                self._fail(ConnectError(exc.errno, "cannot connect to %s: %s"
+                                        % (self._description, exc.strerror or exc)))
+            return
+        family, self._address = self._addresses.pop(0)
+        try:
+            sock = self._sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+        except OSError as exc:
+            self._attempt_failed(exc)
+            return
+        code = sock.connect_ex(self._address)
+        if code == 0:
+            self._connected()
+        elif code in _IN_PROGRESS:
+            self._loop._watch(sock.fileno(), EVENT_WRITE, self)
+        else:
+            self._attempt_failed(OSError(code, _strerror(code)))
+
+    def _attempt_failed(self, exc: OSError) -> None:
+        self._last_error = exc
+        self._drop_socket()
+        self._try_next()
+
+    def _connected(self) -> None:
+        sock, self._sock = self._sock, None
+        self._done = True
+        self._timer.cancel()
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            protocol = self._factory()
+        except Exception as exc:
+            sock.close()
+            self._loop._report(exc, self._factory, "protocol factory")
+            self.error = exc
+            return
+        self.protocol = protocol
+        self.transport = StreamTransport(self._loop, sock, protocol, self._address, None,
+                                         self._limits)
+        self.transport.start()
+
+    def _timed_out(self, timeout_seconds: float) -> None:
+        self._fail(ConnectTimeoutError(
+            errno.ETIMEDOUT, "connecting to %s timed out after %.3g s"
+            % (self._description, timeout_seconds)))
+
+    def _fail(self, exc: ConnectError) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._timer.cancel()
+        self._drop_socket()
+        self.error = exc
+        if self._on_error is None:
+            logger.warning("%s", exc)
+            return
+        self._on_error(exc)
+
+    def _drop_socket(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        try:
+            self._loop._rewatch(sock.fileno(), 0, self)
+        except (KeyError, ValueError):
+            pass                                   # was not being watched
+        sock.close()
+
+    def __repr__(self) -> str:
+        state = ("connected" if self.transport else "failed" if self.error
+                 else "cancelled" if self._done else "connecting")
+        return "<Connector %s %s>" % (self._description, state)
+
+
+def _strerror(code: int) -> str:
+    return os.strerror(code)

@@ -1,0 +1,132 @@
+"""The Reactor: the event loop plus the ways to listen and connect.
+
+``loop.EventLoop`` knows callbacks, timers and file descriptors and
+nothing about sockets or protocols, so it can be read and tested alone.
+This module adds what applications call (``listen_tcp``, ``connect_tcp``
+...), each a thin front for ``server.py`` and ``client.py``. Keeping them
+here, rather than in the loop, is what lets the loop sit below the
+transports in the layer table: no module imports from above itself.
+"""
+
+import concurrent.futures
+import socket
+from typing import Any, Callable, Optional
+
+from .client import Connector
+from .loop import EventLoop
+from .policy import DEFAULT_LIMITS, Limits
+from .server import Server, bind_tcp, bind_unix
+
+ProtocolFactory = Callable[[], Any]
+
+
+class Reactor(EventLoop):
+    """An event loop that also makes TCP and Unix stream servers and clients.
+
+    All options of ``EventLoop`` apply (``selector``, ``clock``, ``timers``,
+    ``debug``). Every listen and connect call takes ``limits`` (a
+    :class:`~reactor.policy.Limits`); the common ones also have keyword
+    shortcuts.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._resolver: Optional[concurrent.futures.ThreadPoolExecutor] = None
+
+    # -- servers ------------------------------------------------------------
+
+    def listen_tcp(self, protocol_factory: ProtocolFactory, host: Optional[str] = "127.0.0.1",
+                   port: int = 0, *, limits: Optional[Limits] = None,
+                   max_connections: Optional[int] = None, backlog: Optional[int] = None,
+                   reuse_port: bool = False) -> Server:
+        """Listen on ``host:port`` (IPv4 and/or IPv6; None: every interface); port 0 picks one.
+
+        ``protocol_factory()`` makes one protocol per accepted connection.
+        Raises ``OSError`` naming the address if it cannot bind.
+        """
+        self._check_open("listen_tcp")
+        limits = _with(limits, max_connections=max_connections, backlog=backlog)
+        sockets = bind_tcp(host, port, limits, reuse_port)
+        return Server(self, protocol_factory, sockets, limits, tcp_nodelay=True)
+
+    def listen_unix(self, protocol_factory: ProtocolFactory, path: str, *,
+                    limits: Optional[Limits] = None, max_connections: Optional[int] = None,
+                    backlog: Optional[int] = None) -> Server:
+        """Listen on a Unix stream socket at ``path``, replacing a stale socket file safely."""
+        self._check_open("listen_unix")
+        limits = _with(limits, max_connections=max_connections, backlog=backlog)
+        sock = bind_unix(path, limits)
+        return Server(self, protocol_factory, [sock], limits, tcp_nodelay=False,
+                      unix_path=path)
+
+    # -- clients ------------------------------------------------------------
+
+    def connect_tcp(self, protocol_factory: ProtocolFactory, host: str, port: int, *,
+                    timeout: Optional[float] = None,
+                    on_error: Optional[Callable[[BaseException], None]] = None,
+                    limits: Optional[Limits] = None) -> Connector:
+        """Connect to ``host:port`` without blocking; return the :class:`Connector`.
+
+        On success the protocol's ``connection_made`` is called; on refusal,
+        timeout (``timeout`` seconds, default ``limits.connect_timeout_seconds``)
+        or a resolution failure, ``on_error(exc)`` is.
+        """
+        self._check_open("connect_tcp")
+        limits = limits or DEFAULT_LIMITS
+        connector = Connector(self, protocol_factory, socket.AF_INET, (host, port),
+                              _describe(host, port),
+                              timeout if timeout is not None else limits.connect_timeout_seconds,
+                              on_error, limits, resolve=self._resolve_in_thread)
+        connector.start()
+        return connector
+
+    def connect_unix(self, protocol_factory: ProtocolFactory, path: str, *,
+                     timeout: Optional[float] = None,
+                     on_error: Optional[Callable[[BaseException], None]] = None,
+                     limits: Optional[Limits] = None) -> Connector:
+        """Connect to the Unix stream socket at ``path``; like ``connect_tcp``."""
+        self._check_open("connect_unix")
+        limits = limits or DEFAULT_LIMITS
+        connector = Connector(self, protocol_factory, socket.AF_UNIX, path, path,
+                              timeout if timeout is not None else limits.connect_timeout_seconds,
+                              on_error, limits)
+        connector.start()
+        return connector
+
+    def close(self) -> None:
+        """Close the loop and stop the resolver threads (without waiting for a slow lookup)."""
+        super().close()
+        if self._resolver is not None:
+            self._resolver.shutdown(wait=False)
+            self._resolver = None
+
+    # -- internals ----------------------------------------------------------
+
+    def _resolve_in_thread(self, connector: Connector) -> None:
+        """Run getaddrinfo on a worker thread; hand the answer back on the loop thread."""
+        if self._resolver is None:
+            self._resolver = concurrent.futures.ThreadPoolExecutor(
+                max_workers=4, thread_name_prefix="reactor-resolver")
+        host, port = connector._target
+
+        def resolve() -> None:
+            try:
+                infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM)
+                error = None
+            except OSError as exc:
+                infos, error = None, exc
+            try:
+                self.call_soon_threadsafe(connector.resolved, infos, error)
+            except RuntimeError:
+                pass                      # the loop closed while we were resolving
+        self._resolver.submit(resolve)
+
+
+def _with(limits: Optional[Limits], **changes: Any) -> Limits:
+    limits = limits or DEFAULT_LIMITS
+    changes = {name: value for name, value in changes.items() if value is not None}
+    return limits.with_changes(**changes) if changes else limits
+
+
+def _describe(host: str, port: int) -> str:
+    return "[%s]:%s" % (host, port) if ":" in host else "%s:%s" % (host, port)

@@ -1,0 +1,473 @@
+"""Stream transports: one connected TCP or Unix socket between the loop and a Protocol.
+
+The transport owns the socket and the send buffer; the protocol owns the
+meaning of the bytes. The loop calls ``on_readable`` / ``on_writable``
+directly (the transport is the selector key's data), and those call the
+protocol. The byte path, both ways::
+
+    select -> on_readable -> recv_into(shared buffer) -> protocol.data_received(bytes)
+    protocol -> write(data) -> socket.send() at once      (nothing queued: no buffer)
+                            -> SendBuffer + write interest (the rest)
+            select -> on_writable -> sendmsg(chunks) -> advance -> drop write interest
+
+Receiving reads into one preallocated buffer per thread with ``recv_into``
+and hands the protocol a ``bytes`` copy of exactly what arrived. A plain
+``recv(65536)`` allocates 64 KiB and shrinks it on every call, which glibc
+turns into real work once reads are large. Each readiness event reads at most
+``Limits.max_read_per_event_bytes``, so a connection that never stops sending
+cannot starve the others, and a short read ends the event early (the socket
+is most likely drained; skipping the extra ``recv`` that would say EAGAIN
+saves a syscall per message).
+
+Flow control, both ways:
+
+* our sending: above ``high_water_bytes`` queued, ``protocol.pause_writing()``;
+  when ``on_writable`` drains it to ``low_water_bytes`` or less,
+  ``protocol.resume_writing()``;
+* our receiving: ``pause_reading()`` drops read interest, so the kernel's
+  receive buffer fills and TCP tells the peer to slow down.
+
+Lifecycle (``TransportState``)::
+
+    OPEN --close()--> CLOSING --send buffer drained--> CLOSED
+    OPEN/CLOSING --abort() | socket error--> CLOSED
+
+``connection_lost`` is delivered exactly once, through ``call_soon``, after
+the socket is closed: with None for a clean close (ours or the peer's) and
+the exception for an error (a reset, a broken pipe).
+"""
+
+import enum
+import errno
+import logging
+import socket
+import threading
+from typing import Any, Dict, Iterable, Optional
+
+from .buffers import SendBuffer
+from .errors import TransportClosedError
+from .loop import EVENT_READ, EVENT_WRITE
+from .policy import DEFAULT_LIMITS, Limits
+
+logger = logging.getLogger("reactor")
+
+#: Errors that mean "the peer or the network ended this connection"; they
+#: are logged at debug level, since on a public server they are routine.
+CONNECTION_ERRNOS = frozenset(
+    getattr(errno, name) for name in
+    ("ECONNRESET", "EPIPE", "ETIMEDOUT", "ECONNABORTED", "ENOTCONN", "ESHUTDOWN",
+     "EHOSTUNREACH", "ENETUNREACH", "ENETDOWN", "ECONNREFUSED")
+    if hasattr(errno, name))
+
+_HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
+_thread_buffers = threading.local()
+
+
+class TransportState(enum.Enum):
+    """Where a stream transport is in its life."""
+
+    OPEN = "open"
+    CLOSING = "closing"      # close() called: flushing the send buffer, not reading
+    CLOSED = "closed"        # socket closed; connection_lost delivered or queued
+
+
+_OPEN = TransportState.OPEN
+_CLOSING = TransportState.CLOSING
+_CLOSED = TransportState.CLOSED
+
+
+class StreamTransport:
+    """The transport for one connected stream socket (TCP or Unix).
+
+    Created by servers and clients, not by applications. ``owner`` (a
+    server, or None) is told ``connection_closed(transport)`` when the
+    socket closes, so it can keep its count of open connections.
+    """
+
+    __slots__ = ("_loop", "_sock", "_fd", "_protocol", "_state", "_events",
+                 "_send_buffer", "_high_water", "_low_water", "_writing_paused",
+                 "_reading_paused", "_eof_pending", "_eof_sent", "_eof_received",
+                 "_closed_locally", "_peername", "_owner", "_read_view",
+                 "_max_read_per_event", "_extra", "__weakref__")
+
+    def __init__(self, loop: Any, sock: socket.socket, protocol: Any,
+                 peername: Any = None, owner: Any = None,
+                 limits: Limits = DEFAULT_LIMITS,
+                 extra: Optional[Dict[str, Any]] = None) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._protocol = protocol
+        self._state = _OPEN
+        self._events = 0
+        self._send_buffer = SendBuffer()
+        self._high_water = limits.high_water_bytes
+        self._low_water = limits.low_water_bytes
+        self._writing_paused = False
+        self._reading_paused = False
+        self._eof_pending = False
+        self._eof_sent = False
+        self._eof_received = False
+        self._closed_locally = False
+        self._peername = peername
+        self._owner = owner
+        self._read_view = _read_buffer(limits.read_chunk_bytes)
+        self._max_read_per_event = limits.max_read_per_event_bytes
+        self._extra = extra
+
+    def start(self) -> None:
+        """Call ``connection_made``, then start reading (unless the protocol paused or closed)."""
+        try:
+            self._protocol.connection_made(self)
+        except Exception as exc:
+            self._loop._report(exc, self._protocol.connection_made, "connection_made")
+            self.abort()
+            return
+        self._update_interest()
+
+    # -- the loop's calls (hot path) ------------------------------------------
+
+    def on_readable(self) -> None:
+        """Read what the socket has, up to the per-event budget, into the protocol."""
+        # Hot path: once per readable connection per pass. No logging, no
+        # allocation but the bytes handed to the protocol.
+        if self._state is not _OPEN:
+            return
+        view = self._read_view
+        chunk_size = len(view)
+        recv_into = self._sock.recv_into
+        budget = self._max_read_per_event
+        while True:
+            try:
+                received = recv_into(view)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._fatal_error(exc)
+                return
+            if not received:
+                self._peer_eof()
+                return
+            self._protocol.data_received(view[:received].tobytes())
+            # The protocol may have paused us or closed us just now.
+            if self._reading_paused or self._state is not _OPEN:
+                return
+            budget -= received
+            if received < chunk_size or budget <= 0:
+                return
+
+    def on_writable(self) -> None:
+        """Send queued bytes; when the buffer empties, drop write interest and finish what waited."""
+        if self._state is _CLOSED:
+            return
+        buffer = self._send_buffer
+        try:
+            if buffer.chunk_count() == 1 or not _HAS_SENDMSG:
+                sent = self._sock.send(buffer.first())
+            else:
+                sent = self._sock.sendmsg(buffer.peek())
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fatal_error(exc)
+            return
+        buffer.advance(sent)
+        remaining = len(buffer)
+        if self._writing_paused and remaining <= self._low_water:
+            self._writing_paused = False
+            self._call_protocol("resume_writing")
+            if self._state is _CLOSED:
+                return
+        if remaining:
+            return
+        self._update_interest()
+        if self._state is _CLOSING:
+            self._close_now(None)
+        elif self._eof_pending and not self._eof_sent:
+            self._shutdown_write()
+
+    # -- the Transport API ------------------------------------------------------
+
+    def write(self, data: Any) -> None:
+        """Send ``data`` (bytes-like) in order after everything written before.
+
+        Tries the socket at once when nothing is queued; what the kernel does
+        not take is queued without copying (``bytes``) or copied once
+        (mutable buffers, so later changes by the caller cannot leak in).
+        ``pause_writing()`` may be called on the protocol before this returns.
+        Raises :class:`TransportClosedError` after ``close()``, ``abort()``
+        or ``write_eof()``; after the *peer* or an error ended the
+        connection, data is dropped silently (``connection_lost`` is coming).
+        """
+        # Hot path: every response. Common case: one send() that takes it all.
+        if self._state is not _OPEN or self._eof_pending:
+            self._refuse_write()
+            return
+        if not data:
+            return
+        if not self._send_buffer:
+            try:
+                sent = self._sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self._fatal_error(exc)
+                return
+            if sent == len(data):
+                return
+        else:
+            sent = 0
+        chunk = _immutable_tail(data, sent)
+        if chunk:
+            self._enqueue(chunk)
+
+    def writelines(self, chunks: Iterable[Any]) -> None:
+        """Write several chunks as one (joined once, then one send attempt)."""
+        self.write(b"".join(chunks))
+
+    def write_eof(self) -> None:
+        """Half-close: after the queued bytes drain, shut down our sending side.
+
+        The peer reads EOF; we can still receive. Idempotent. Further
+        ``write()`` calls raise :class:`TransportClosedError`.
+        """
+        if self._state is not _OPEN or self._eof_pending:
+            return
+        self._eof_pending = True
+        if not self._send_buffer:
+            self._shutdown_write()
+
+    def can_write_eof(self) -> bool:
+        """Tell whether ``write_eof()`` is supported (always, for streams)."""
+        return True
+
+    def close(self) -> None:
+        """Stop reading, send what is queued, then close; idempotent."""
+        if self._state is not _OPEN:
+            return
+        self._closed_locally = True
+        if not self._send_buffer:
+            self._close_now(None)
+            return
+        self._state = _CLOSING
+        self._update_interest()
+
+    def abort(self) -> None:
+        """Close at once, dropping anything queued; ``connection_lost(None)`` follows."""
+        if self._state is _CLOSED:
+            return
+        self._closed_locally = True
+        self._send_buffer.clear()
+        self._close_now(None)
+
+    def is_closing(self) -> bool:
+        """Tell whether ``close()``/``abort()`` was called or the connection ended."""
+        return self._state is not _OPEN
+
+    def pause_reading(self) -> None:
+        """Stop reading; the kernel buffer fills and TCP slows the peer down."""
+        if not self._reading_paused:
+            self._reading_paused = True
+            self._update_interest()
+
+    def resume_reading(self) -> None:
+        """Read again after ``pause_reading()``."""
+        if self._reading_paused:
+            self._reading_paused = False
+            self._update_interest()
+
+    def is_reading(self) -> bool:
+        """Tell whether the transport is reading (open, not paused, no EOF yet)."""
+        return self._state is _OPEN and not self._reading_paused and not self._eof_received
+
+    def get_write_buffer_size(self) -> int:
+        """Return the number of bytes queued and not yet taken by the kernel."""
+        return len(self._send_buffer)
+
+    def get_write_buffer_limits(self) -> tuple:
+        """Return ``(low, high)`` water marks in bytes."""
+        return (self._low_water, self._high_water)
+
+    def set_write_buffer_limits(self, high: Optional[int] = None,
+                                low: Optional[int] = None) -> None:
+        """Set the water marks (asyncio's defaults: high = 4 x low, low = high / 4).
+
+        Raises ``ValueError`` unless 0 <= low <= high. Takes effect at once:
+        a buffer already above the new high mark pauses the protocol.
+        """
+        if high is None:
+            high = 4 * low if low is not None else 64 * 1024
+        if low is None:
+            low = high // 4
+        if not 0 <= low <= high:
+            raise ValueError("need 0 <= low (%r) <= high (%r)" % (low, high))
+        self._high_water = high
+        self._low_water = low
+        self._check_high_water()
+
+    def get_protocol(self) -> Any:
+        """Return the protocol this transport calls."""
+        return self._protocol
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """Return ``peername``, ``sockname``, ``socket`` or another named detail, else ``default``."""
+        if name == "peername":
+            if self._peername is None and self._state is not _CLOSED:
+                try:
+                    self._peername = self._sock.getpeername()
+                except OSError:
+                    return default
+            return self._peername if self._peername is not None else default
+        if name == "sockname":
+            try:
+                return self._sock.getsockname()
+            except OSError:
+                return default
+        if name == "socket":
+            return self._sock
+        if self._extra is not None:
+            return self._extra.get(name, default)
+        return default
+
+    def __repr__(self) -> str:
+        return "<StreamTransport fd=%d %s peer=%r buffered=%d>" % (
+            self._fd, self._state.value, self._peername, len(self._send_buffer))
+
+    # -- internals --------------------------------------------------------------
+
+    def _enqueue(self, chunk: Any) -> None:
+        """The one way bytes enter the send buffer: size, write interest, flow control."""
+        buffer = self._send_buffer
+        was_empty = not buffer
+        buffer.append(chunk)
+        if was_empty:
+            self._update_interest()
+        self._check_high_water()
+
+    def _check_high_water(self) -> None:
+        if not self._writing_paused and len(self._send_buffer) > self._high_water:
+            self._writing_paused = True
+            self._call_protocol("pause_writing")
+
+    def _update_interest(self) -> None:
+        """Make the selector registration match what the transport wants now."""
+        events = 0
+        if self._state is _OPEN and not self._reading_paused and not self._eof_received:
+            events = EVENT_READ
+        if self._send_buffer and self._state is not _CLOSED:
+            events |= EVENT_WRITE
+        if events != self._events:
+            if self._events:
+                self._loop._rewatch(self._fd, events, self)
+            else:
+                self._loop._watch(self._fd, events, self)
+            self._events = events
+
+    def _peer_eof(self) -> None:
+        """The peer half-closed: ask the protocol whether to keep our side open."""
+        self._eof_received = True
+        self._update_interest()
+        try:
+            keep_open = self._protocol.eof_received()
+        except Exception as exc:
+            self._loop._report(exc, self._protocol.eof_received, "eof_received")
+            self.abort()
+            return
+        if self._state is not _OPEN:
+            return
+        if self._eof_sent or not keep_open:
+            self.close()
+
+    def _shutdown_write(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            self._fatal_error(exc)
+            return
+        self._eof_sent = True
+        if self._eof_received:
+            self.close()
+
+    def _refuse_write(self) -> None:
+        if self._state is _OPEN:
+            raise TransportClosedError("write() after write_eof(): the sending side is shut")
+        if self._closed_locally:
+            raise TransportClosedError("write() after close() or abort()")
+        # The peer or the network ended the connection; connection_lost is queued.
+
+    def _fatal_error(self, exc: OSError) -> None:
+        """End the connection because of ``exc``; routine network errors log at debug."""
+        if exc.errno in CONNECTION_ERRNOS:
+            logger.debug("%r: connection ended: %s", self, exc)
+        else:
+            logger.error("%r: socket error, closing: %s", self, exc)
+        self._send_buffer.clear()
+        self._close_now(exc)
+
+    def _close_now(self, exc: Optional[BaseException]) -> None:
+        """Close the socket at once and queue ``connection_lost(exc)``; runs once."""
+        if self._state is _CLOSED:
+            return
+        self._state = _CLOSED
+        if self._events:
+            self._loop._rewatch(self._fd, 0, self)
+            self._events = 0
+        self._sock.close()
+        if self._owner is not None:
+            self._owner.connection_closed(self)
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: Optional[BaseException]) -> None:
+        protocol = self._protocol
+        try:
+            protocol.connection_lost(exc)
+        finally:
+            self._protocol = _LostProtocol
+            self._owner = None
+
+    def _call_protocol(self, method: str) -> None:
+        """Call a flow-control method on the protocol; a failure aborts this connection."""
+        try:
+            getattr(self._protocol, method)()
+        except Exception as exc:
+            self._loop._report(exc, getattr(self._protocol, method), method)
+            self.abort()
+
+
+class _LostProtocolType:
+    """Stands in for the protocol after connection_lost, so late calls are harmless."""
+
+    def __getattr__(self, name: str) -> Any:
+        return _ignore
+
+
+def _ignore(*args: Any) -> None:
+    return None
+
+
+_LostProtocol = _LostProtocolType()
+
+
+def _immutable_tail(data: Any, start: int) -> Any:
+    """Return ``data[start:]`` as a chunk nobody can change: a zero-copy slice of
+    ``bytes``, a one-time copy of anything mutable (``bytearray``, a writable view)."""
+    if type(data) is bytes:
+        return memoryview(data)[start:] if start else data
+    view = memoryview(data).cast("B")[start:]
+    return view if view.readonly else view.tobytes()
+
+
+def _read_buffer(size: int) -> memoryview:
+    """Return this thread's reusable receive buffer of ``size`` bytes.
+
+    One per thread (a loop runs in one thread) and size: every transport of a
+    loop reads into the same memory, and data_received gets a copy, so the
+    buffer is free again before the next read.
+    """
+    buffers = getattr(_thread_buffers, "by_size", None)
+    if buffers is None:
+        buffers = _thread_buffers.by_size = {}
+    view = buffers.get(size)
+    if view is None:
+        view = buffers[size] = memoryview(bytearray(size))
+    return view
