@@ -7,6 +7,7 @@ import sys
 #: suite name -> (module, one-line summary)
 SUITES = {
     "loop": ("benchmarks.loop", "timers, call_soon dispatch and idle fds: reactor vs asyncio vs heapq"),
+    "echo": ("benchmarks.echo", "TCP echo: reactor vs asyncio, threads, a bare selectors loop, ..."),
 }
 
 

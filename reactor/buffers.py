@@ -23,7 +23,7 @@ transport copies mutable input before it gets here, so a caller reusing its
 
 import collections
 from itertools import islice
-from typing import Deque, List, Union
+from typing import List, Union
 
 Chunk = Union[bytes, memoryview]
 
@@ -32,53 +32,45 @@ Chunk = Union[bytes, memoryview]
 GATHER_CHUNKS = 64
 
 
-class SendBuffer:
-    """A FIFO of immutable byte chunks with a running byte count."""
+class SendBuffer(collections.deque):
+    """A FIFO of immutable byte chunks; ``nbytes`` counts the bytes queued.
 
-    __slots__ = ("_chunks", "_size")
+    It *is* a deque of chunks, so ``not buffer`` and ``len(buffer)`` (chunks,
+    not bytes) run at C speed: the transport asks "is anything queued?" on
+    every write, and a Python-level ``__len__`` there costs more than the
+    check itself.
+    """
+
+    __slots__ = ("nbytes",)
 
     def __init__(self) -> None:
-        self._chunks: Deque[Chunk] = collections.deque()
-        self._size = 0
-
-    def __len__(self) -> int:
-        """Return the number of bytes queued (not chunks)."""
-        return self._size
+        super().__init__()
+        self.nbytes = 0
 
     def append(self, chunk: Chunk) -> None:
         """Queue ``chunk`` (immutable, one byte per item) after everything already queued."""
-        self._chunks.append(chunk)
-        self._size += len(chunk)
+        super().append(chunk)
+        self.nbytes += len(chunk)
 
     def peek(self, max_chunks: int = GATHER_CHUNKS) -> List[Chunk]:
         """Return up to ``max_chunks`` chunks from the front, without removing them."""
-        chunks = self._chunks
-        if len(chunks) <= max_chunks:
-            return list(chunks)
-        return list(islice(chunks, max_chunks))
-
-    def first(self) -> Chunk:
-        """Return the front chunk (the buffer must not be empty)."""
-        return self._chunks[0]
-
-    def chunk_count(self) -> int:
-        """Return how many chunks are queued; 1 lets the caller use send() over sendmsg()."""
-        return len(self._chunks)
+        if len(self) <= max_chunks:
+            return list(self)
+        return list(islice(self, max_chunks))
 
     def advance(self, sent: int) -> None:
         """Forget the first ``sent`` bytes, which the socket has taken."""
-        self._size -= sent
-        chunks = self._chunks
+        self.nbytes -= sent
         while sent:
-            head = chunks[0]
+            head = self[0]
             length = len(head)
             if sent < length:
-                chunks[0] = memoryview(head)[sent:]
+                self[0] = memoryview(head)[sent:]
                 return
-            chunks.popleft()
+            self.popleft()
             sent -= length
 
     def clear(self) -> None:
         """Drop everything queued (abort)."""
-        self._chunks.clear()
-        self._size = 0
+        super().clear()
+        self.nbytes = 0

@@ -405,18 +405,18 @@ class EventLoop:
             self._drop_closed_fds()
             events = []
         debug = self._debug
-        for key, mask in events:
-            watcher = key.data
-            try:
-                if debug:
-                    self._dispatch_timed(watcher, mask)
-                else:
+        if debug:
+            self._dispatch_timed(events)
+        else:
+            for key, mask in events:
+                watcher = key.data
+                try:
                     if mask & EVENT_READ:
                         watcher.on_readable()
                     if mask & EVENT_WRITE:
                         watcher.on_writable()
-            except Exception as exc:
-                self._report(exc, watcher, "I/O callback")
+                except Exception as exc:
+                    self._report(exc, watcher, "I/O callback")
         queued = len(ready)
         self._timers.expire(self._clock(), ready)
         due = len(ready)
@@ -455,11 +455,17 @@ class EventLoop:
                 logger.warning("slow callback %s took %.3f s",
                                callback_name(callback), elapsed)
 
-    def _dispatch_timed(self, watcher: Any, mask: int) -> None:
-        if mask & EVENT_READ:
-            self._call_timed(watcher.on_readable, ())
-        if mask & EVENT_WRITE:
-            self._call_timed(watcher.on_writable, ())
+    def _dispatch_timed(self, events: Any) -> None:
+        """Debug mode's I/O step: the same dispatch, with each call timed."""
+        for key, mask in events:
+            watcher = key.data
+            try:
+                if mask & EVENT_READ:
+                    self._call_timed(watcher.on_readable, ())
+                if mask & EVENT_WRITE:
+                    self._call_timed(watcher.on_writable, ())
+            except Exception as exc:
+                self._report(exc, watcher, "I/O callback")
 
     # -- internals ----------------------------------------------------------
 

@@ -100,7 +100,7 @@ class StreamTransport:
         self._protocol = protocol
         self._state = _OPEN
         self._events = 0
-        self._send_buffer = SendBuffer()
+        self._send_buffer: Optional[SendBuffer] = None   # exists only while bytes wait
         self._high_water = limits.high_water_bytes
         self._low_water = limits.low_water_bytes
         self._writing_paused = False
@@ -128,18 +128,35 @@ class StreamTransport:
     # -- the loop's calls (hot path) ------------------------------------------
 
     def on_readable(self) -> None:
-        """Read what the socket has, up to the per-event budget, into the protocol."""
-        # Hot path: once per readable connection per pass. No logging, no
-        # allocation but the bytes handed to the protocol.
+        """Read what the socket has into the protocol: one recv, more only if it filled the buffer."""
+        # Hot path: once per readable connection per pass. Straight-line for
+        # the common case (one short read); no logging, no allocation but
+        # the bytes handed to the protocol.
         if self._state is not _OPEN:
             return
         view = self._read_view
+        try:
+            received = self._sock.recv_into(view)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fatal_error(exc)
+            return
+        if not received:
+            self._peer_eof()
+            return
+        self._protocol.data_received(view[:received].tobytes())
+        if received == len(view):
+            self._read_more()
+
+    def _read_more(self) -> None:
+        """Keep reading a connection that filled the buffer, up to the per-event budget."""
+        view = self._read_view
         chunk_size = len(view)
-        recv_into = self._sock.recv_into
-        budget = self._max_read_per_event
-        while True:
+        budget = self._max_read_per_event - chunk_size
+        while budget > 0 and not self._reading_paused and self._state is _OPEN:
             try:
-                received = recv_into(view)
+                received = self._sock.recv_into(view)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -149,21 +166,18 @@ class StreamTransport:
                 self._peer_eof()
                 return
             self._protocol.data_received(view[:received].tobytes())
-            # The protocol may have paused us or closed us just now.
-            if self._reading_paused or self._state is not _OPEN:
+            if received < chunk_size:
                 return
             budget -= received
-            if received < chunk_size or budget <= 0:
-                return
 
     def on_writable(self) -> None:
         """Send queued bytes; when the buffer empties, drop write interest and finish what waited."""
-        if self._state is _CLOSED:
-            return
         buffer = self._send_buffer
+        if self._state is _CLOSED or buffer is None:
+            return
         try:
-            if buffer.chunk_count() == 1 or not _HAS_SENDMSG:
-                sent = self._sock.send(buffer.first())
+            if len(buffer) == 1 or not _HAS_SENDMSG:
+                sent = self._sock.send(buffer[0])
             else:
                 sent = self._sock.sendmsg(buffer.peek())
         except (BlockingIOError, InterruptedError):
@@ -172,14 +186,14 @@ class StreamTransport:
             self._fatal_error(exc)
             return
         buffer.advance(sent)
-        remaining = len(buffer)
-        if self._writing_paused and remaining <= self._low_water:
+        if self._writing_paused and buffer.nbytes <= self._low_water:
             self._writing_paused = False
-            self._call_protocol("resume_writing")
+            self._call_protocol("resume_writing")    # may write more, or close us
             if self._state is _CLOSED:
                 return
-        if remaining:
+        if buffer.nbytes:
             return
+        self._send_buffer = None
         self._update_interest()
         if self._state is _CLOSING:
             self._close_now(None)
@@ -205,7 +219,7 @@ class StreamTransport:
             return
         if not data:
             return
-        if not self._send_buffer:
+        if self._send_buffer is None:
             try:
                 sent = self._sock.send(data)
             except (BlockingIOError, InterruptedError):
@@ -234,7 +248,7 @@ class StreamTransport:
         if self._state is not _OPEN or self._eof_pending:
             return
         self._eof_pending = True
-        if not self._send_buffer:
+        if self._send_buffer is None:
             self._shutdown_write()
 
     def can_write_eof(self) -> bool:
@@ -246,7 +260,7 @@ class StreamTransport:
         if self._state is not _OPEN:
             return
         self._closed_locally = True
-        if not self._send_buffer:
+        if self._send_buffer is None:
             self._close_now(None)
             return
         self._state = _CLOSING
@@ -257,7 +271,7 @@ class StreamTransport:
         if self._state is _CLOSED:
             return
         self._closed_locally = True
-        self._send_buffer.clear()
+        self._send_buffer = None
         self._close_now(None)
 
     def is_closing(self) -> bool:
@@ -282,7 +296,7 @@ class StreamTransport:
 
     def get_write_buffer_size(self) -> int:
         """Return the number of bytes queued and not yet taken by the kernel."""
-        return len(self._send_buffer)
+        return 0 if self._send_buffer is None else self._send_buffer.nbytes
 
     def get_write_buffer_limits(self) -> tuple:
         """Return ``(low, high)`` water marks in bytes."""
@@ -331,21 +345,23 @@ class StreamTransport:
 
     def __repr__(self) -> str:
         return "<StreamTransport fd=%d %s peer=%r buffered=%d>" % (
-            self._fd, self._state.value, self._peername, len(self._send_buffer))
+            self._fd, self._state.value, self._peername, self.get_write_buffer_size())
 
     # -- internals --------------------------------------------------------------
 
     def _enqueue(self, chunk: Any) -> None:
         """The one way bytes enter the send buffer: size, write interest, flow control."""
         buffer = self._send_buffer
-        was_empty = not buffer
-        buffer.append(chunk)
-        if was_empty:
+        if buffer is None:
+            buffer = self._send_buffer = SendBuffer()
+            buffer.append(chunk)
             self._update_interest()
+        else:
+            buffer.append(chunk)
         self._check_high_water()
 
     def _check_high_water(self) -> None:
-        if not self._writing_paused and len(self._send_buffer) > self._high_water:
+        if not self._writing_paused and self.get_write_buffer_size() > self._high_water:
             self._writing_paused = True
             self._call_protocol("pause_writing")
 
@@ -354,7 +370,7 @@ class StreamTransport:
         events = 0
         if self._state is _OPEN and not self._reading_paused and not self._eof_received:
             events = EVENT_READ
-        if self._send_buffer and self._state is not _CLOSED:
+        if self._send_buffer is not None and self._state is not _CLOSED:
             events |= EVENT_WRITE
         if events != self._events:
             if self._events:
@@ -401,7 +417,7 @@ class StreamTransport:
             logger.debug("%r: connection ended: %s", self, exc)
         else:
             logger.error("%r: socket error, closing: %s", self, exc)
-        self._send_buffer.clear()
+        self._send_buffer = None
         self._close_now(exc)
 
     def _close_now(self, exc: Optional[BaseException]) -> None:

@@ -578,3 +578,35 @@ def test_connect_error_types_are_oserrors_with_errno():
     assert issubclass(ConnectRefusedError, ConnectionRefusedError)
     assert issubclass(ConnectTimeoutError, TimeoutError)
     assert issubclass(ConnectError, OSError)
+
+
+def test_writes_from_resume_writing_are_never_lost(loop):
+    """A protocol that writes inside resume_writing (low mark 0: fully drained) loses no bytes."""
+    rounds = 20
+    piece = b"r" * 200000
+
+    class Producer(Recorder):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            transport.set_write_buffer_limits(high=1000, low=0)
+            transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET,
+                                                          socket.SO_SNDBUF, 4096)
+            self.rounds = 1
+            transport.write(piece)
+
+        def resume_writing(self):
+            super().resume_writing()
+            if self.rounds < rounds:
+                self.rounds += 1
+                self.transport.write(piece)
+            else:
+                self.transport.close()
+
+    server = loop.listen_tcp(Producer, "127.0.0.1", 0)
+    received = []
+    with connect_raw(server) as sock:
+        reader = threading.Thread(target=lambda: received.append(recv_until_eof(sock)))
+        reader.start()
+        run_until(loop, lambda: not reader.is_alive(), timeout=30)
+    assert len(received[0]) == rounds * len(piece)
+    server.close()

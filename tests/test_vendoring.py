@@ -16,20 +16,30 @@ PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, sys.argv[1])
-    import socket
     import reactor
+    from reactor.apps.echo import EchoProtocol
     assert reactor.__file__.startswith(sys.argv[1]), reactor.__file__
+    MESSAGE = b"ping through a vendored reactor"
     loop = reactor.Reactor()
-    server_end, client_end = socket.socketpair()
-    server_end.setblocking(False)
-    def echo():
-        data = server_end.recv(65536)
-        server_end.sendall(data)
-        loop.stop()
-    loop.add_reader(server_end, echo)
-    client_end.sendall(b"ping through a vendored reactor")
+    server = loop.listen_tcp(EchoProtocol, "127.0.0.1", 0)
+    received = bytearray()
+
+    class Client(reactor.Protocol):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            transport.write(MESSAGE)
+
+        def data_received(self, data):
+            received.extend(data)
+            if received == MESSAGE:
+                self.transport.close()
+                loop.stop()
+
+    loop.connect_tcp(Client, "127.0.0.1", server.addresses[0][1])
+    loop.call_later(10, loop.stop)
     loop.run(stop_on_signals=False)
-    print(client_end.recv(100).decode(), sys.version_info[:2])
+    print(received.decode(), sys.version_info[:2])
+    server.close()
     loop.close()
 """)
 

@@ -1,0 +1,66 @@
+"""A Python stand-in for loadgen.c, used only when no C compiler is available.
+
+Same arguments and JSON output. It saturates long before the servers do,
+so the suite marks its runs as load-generator bound; server CPU per
+request is still meaningful.
+"""
+
+import json
+import resource
+import selectors
+import socket
+import sys
+import time
+
+
+def main():
+    host, port, conns, size, pipeline, warmup, duration = sys.argv[1:8]
+    port, conns, size, pipeline = int(port), int(conns), int(size), int(pipeline)
+    warmup, duration = float(warmup), float(duration)
+    selector = selectors.DefaultSelector()
+    payload = b"x" * size
+    state = {}
+    start = time.monotonic()
+    for _ in range(conns):
+        sock = socket.create_connection((host, port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(payload * pipeline)
+        sock.setblocking(False)
+        state[sock] = [0, [start] * pipeline]
+        selector.register(sock, selectors.EVENT_READ)
+    measure_from, stop_at = start + warmup, start + warmup + duration
+    latencies = []
+    cpu0 = None
+    while True:
+        now = time.monotonic()
+        if cpu0 is None and now >= measure_from:
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            cpu0 = usage.ru_utime + usage.ru_stime
+        if now >= stop_at:
+            break
+        for key, _ in selector.select(0.1):
+            sock = key.fileobj
+            data = sock.recv(65536)
+            if not data:
+                selector.unregister(sock)
+                continue
+            entry = state[sock]
+            entry[0] += len(data)
+            done_at = time.monotonic()
+            while entry[0] >= size:
+                entry[0] -= size
+                sent_at = entry[1].pop(0)
+                if cpu0 is not None and done_at < stop_at:
+                    latencies.append(done_at - sent_at)
+                entry[1].append(done_at)
+                sock.send(payload)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    latencies.sort()
+    pick = lambda p: latencies[int(len(latencies) * p)] * 1e6 if latencies else 0.0
+    print(json.dumps({"requests": len(latencies), "seconds": duration, "p50_us": pick(0.5),
+                      "p99_us": pick(0.99), "cpu_seconds": usage.ru_utime + usage.ru_stime - (cpu0 or 0),
+                      "errors": 0}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""Echo servers for the echo suite, one per concurrency model, each run in its own process.
+
+``python -m benchmarks.servers MODEL PORT [--measure-idle]`` listens on
+127.0.0.1:PORT, prints ``ready`` when it accepts, and serves until SIGTERM.
+Every model does the same job: send back every byte received, with
+TCP_NODELAY on, as a plain echo would be written in that model.
+
+With ``--measure-idle`` (reactor and asyncio-protocol only) the server
+starts tracemalloc before listening, and on SIGUSR1 prints the Python heap
+it has grown by and its open connection count, for the idle-memory figure.
+"""
+
+import os
+import signal
+import socket
+import sys
+
+MODELS = ["reactor", "asyncio-protocol", "asyncio-streams", "threads",
+          "selectors-minimal", "uvloop", "gevent", "twisted"]
+#: model -> the package it needs beyond the standard library
+OPTIONAL = {"uvloop": "uvloop", "gevent": "gevent", "twisted": "twisted"}
+
+
+def available(model):
+    """Return None if ``model`` can run here, else why it cannot."""
+    package = OPTIONAL.get(model)
+    if package is None:
+        return None
+    try:
+        __import__(package)
+    except ImportError:
+        return "%s is not installed" % package
+    return None
+
+
+def ready():
+    print("ready", flush=True)
+
+
+def serve_reactor(port, measure_idle):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import reactor
+    from reactor.apps.echo import EchoProtocol
+    baseline = start_tracing(measure_idle)
+    loop = reactor.Reactor()
+    server = loop.listen_tcp(EchoProtocol, "127.0.0.1", port)
+    if measure_idle:
+        loop.add_signal_handler(signal.SIGUSR1, report_idle, baseline, lambda: len(server))
+    ready()
+    loop.run()
+    loop.close()
+
+
+def serve_asyncio_protocol(port, measure_idle, use_uvloop=False):
+    import asyncio
+    if use_uvloop:
+        import uvloop
+        uvloop.install()
+    baseline = start_tracing(measure_idle)
+    live = set()
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+            live.add(self)
+
+        def data_received(self, data):
+            self.transport.write(data)
+
+        def connection_lost(self, exc):
+            live.discard(self)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Echo, "127.0.0.1", port, backlog=1024)
+        stop = loop.create_future()
+        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
+        if measure_idle:
+            loop.add_signal_handler(signal.SIGUSR1, report_idle, baseline, lambda: len(live))
+        ready()
+        await stop
+        server.close()
+    asyncio.run(main())
+
+
+def serve_asyncio_streams(port, measure_idle):
+    import asyncio
+
+    async def handle(reader, writer):
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        writer.close()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+        stop = loop.create_future()
+        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
+        ready()
+        await stop
+        server.close()
+    asyncio.run(main())
+
+
+def serve_threads(port, measure_idle):
+    import socketserver
+    import threading
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            sock = self.request
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                while True:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    sock.sendall(data)
+            except OSError:
+                return
+
+    class Server(socketserver.ThreadingTCPServer):
+        allow_reuse_address = True
+        daemon_threads = True
+        request_queue_size = 1024
+
+    server = Server(("127.0.0.1", port), Handler)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    ready()
+    server.serve_forever()
+
+
+def serve_selectors_minimal(port, measure_idle):
+    """The pure-Python floor: a hand-written selectors loop with no framework at all."""
+    import selectors
+    selector = selectors.DefaultSelector()
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(1024)
+    listener.setblocking(False)
+    selector.register(listener, selectors.EVENT_READ, None)
+    pending = {}                       # sock -> bytes not yet sent
+    running = [True]
+    signal.signal(signal.SIGTERM, lambda *_: running.__setitem__(0, False))
+    ready()
+    while running[0]:
+        for key, mask in selector.select(0.5):
+            sock = key.fileobj
+            if sock is listener:
+                try:
+                    conn, _ = listener.accept()
+                except BlockingIOError:
+                    continue
+                conn.setblocking(False)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                selector.register(conn, selectors.EVENT_READ, None)
+                continue
+            if mask & selectors.EVENT_WRITE:
+                data = pending.pop(sock)
+                sent = sock.send(data)
+                if sent < len(data):
+                    pending[sock] = data[sent:]
+                else:
+                    selector.modify(sock, selectors.EVENT_READ, None)
+                continue
+            try:
+                data = sock.recv(65536)
+            except ConnectionError:
+                data = b""
+            if not data:
+                selector.unregister(sock)
+                pending.pop(sock, None)
+                sock.close()
+                continue
+            if sock in pending:
+                pending[sock] += data
+                continue
+            try:
+                sent = sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            if sent < len(data):
+                pending[sock] = data[sent:]
+                selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, None)
+
+
+def serve_gevent(port, measure_idle):
+    from gevent.server import StreamServer
+    import gevent
+
+    def handle(sock, address):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                sock.sendall(data)
+        except OSError:
+            return
+
+    server = StreamServer(("127.0.0.1", port), handle, backlog=1024)
+    server.start()
+    gevent.signal_handler(signal.SIGTERM, server.stop)
+    ready()
+    server.serve_forever()
+
+
+def serve_twisted(port, measure_idle):
+    from twisted.internet import protocol, reactor as twisted_reactor
+
+    class Echo(protocol.Protocol):
+        def connectionMade(self):
+            self.transport.setTcpNoDelay(True)
+
+        def dataReceived(self, data):
+            self.transport.write(data)
+
+    factory = protocol.Factory.forProtocol(Echo)
+    twisted_reactor.listenTCP(port, factory, backlog=1024, interface="127.0.0.1")
+    twisted_reactor.callWhenRunning(ready)
+    twisted_reactor.run()
+
+
+def start_tracing(measure_idle):
+    if not measure_idle:
+        return 0
+    import gc
+    import tracemalloc
+    gc.collect()
+    tracemalloc.start()
+    return tracemalloc.get_traced_memory()[0]
+
+
+def report_idle(baseline, count):
+    import gc
+    import tracemalloc
+    gc.collect()
+    print("idle %d %d" % (tracemalloc.get_traced_memory()[0] - baseline, count()), flush=True)
+
+
+def main():
+    model, port = sys.argv[1], int(sys.argv[2])
+    measure_idle = "--measure-idle" in sys.argv
+    why_not = available(model)
+    if why_not:
+        print("skip", why_not, flush=True)
+        return 0
+    if model == "uvloop":
+        serve_asyncio_protocol(port, measure_idle, use_uvloop=True)
+    else:
+        globals()["serve_" + model.replace("-", "_")](port, measure_idle)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
