@@ -8,6 +8,7 @@ import sys
 SUITES = {
     "loop": ("benchmarks.loop", "timers, call_soon dispatch and idle fds: reactor vs asyncio vs heapq"),
     "echo": ("benchmarks.echo", "TCP echo: reactor vs asyncio, threads, a bare selectors loop, ..."),
+    "framing": ("benchmarks.framing", "framer decode vs asyncio StreamReader; framed echo"),
 }
 
 

@@ -102,15 +102,16 @@ def stop_server(process):
         process.communicate()
 
 
-def one_run(model, scenario, loadgen, warmup, duration):
+def one_run(model, scenario, loadgen, warmup, duration, framing="raw"):
     conns, size, pipeline = scenario
     port = free_port()
     server = start_server(model, port)
     try:
-        prime(port)
+        if framing == "raw":
+            prime(port)
         command = ([loadgen] if loadgen else [sys.executable, os.path.join(HERE, "pyloadgen.py")])
         command += ["127.0.0.1", str(port), str(conns), str(size), str(pipeline),
-                    str(warmup), str(duration)]
+                    str(warmup), str(duration), framing]
         client = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         time.sleep(warmup)
         cpu_before = process_cpu_seconds(server.pid)
@@ -172,12 +173,18 @@ def main(args, extra):
         conns, size, pipeline = scenario
         label = "%d conn x %d B%s" % (conns, size, ", %d in flight" % pipeline
                                       if pipeline > 1 else " ping-pong")
+        # Round-robin over models within each repeat, so slow drift of the
+        # machine (thermal, neighbours) spreads over every model alike.
+        runs = {model: [] for model in models}
+        for _ in range(repeat):
+            for model in models:
+                runs[model].append(one_run(model, scenario, loadgen, warmup, duration))
         cells = {}
         for model in models:
-            runs = [one_run(model, scenario, loadgen, warmup, duration) for _ in range(repeat)]
-            cell = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+            cell = {key: statistics.median(run[key] for run in runs[model])
+                    for key in runs[model][0]}
             cells[model] = cell
-            results.append(dict(cell, scenario=label, model=model, runs=runs))
+            results.append(dict(cell, scenario=label, model=model, runs=runs[model]))
             print("  %-32s %-18s %9.0f req/s" % (label, model, cell["requests_per_second"]),
                   flush=True)
         base = cells.get("asyncio-protocol")

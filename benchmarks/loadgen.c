@@ -7,8 +7,11 @@
  * on each, and counts a message complete when SIZE bytes have come back.
  * Latency of a message = time from its send to its last byte echoed.
  *
- * usage: loadgen HOST PORT CONNS SIZE PIPELINE WARMUP_S DURATION_S
+ * usage: loadgen HOST PORT CONNS SIZE PIPELINE WARMUP_S DURATION_S [raw|length]
  * prints one JSON line: requests, seconds, p50_us, p99_us, cpu_seconds, errors
+ *
+ * With "length", each SIZE-byte message is a frame: a 4-byte big-endian
+ * length (SIZE - 4) and its payload, for framed echo servers.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -32,13 +35,15 @@
 typedef struct {
     int fd;
     size_t to_send;                   /* bytes queued for sending */
+    size_t phase;                     /* total bytes sent, modulo SIZE */
     size_t received;                  /* bytes of the current message received */
     double sent_at[MAX_PIPELINE];     /* ring of send times, one per message in flight */
     int head, tail;
 } conn_t;
 
 static uint64_t hist[HIST_BUCKETS + 1];
-static char *payload;
+static char *payload;                 /* SIZE-periodic: whole messages back to back */
+static size_t message_size;
 static char sink[1 << 16];
 
 static double now(void) {
@@ -59,26 +64,38 @@ static double percentile(uint64_t total, double p) {
 static int flush(conn_t *c) {
     while (c->to_send > 0) {
         size_t n = c->to_send < (1 << 16) ? c->to_send : (1 << 16);
-        ssize_t w = send(c->fd, payload, n, MSG_NOSIGNAL);
+        /* The buffer repeats every message_size bytes, so starting at the
+           current phase keeps the byte stream aligned across partial sends. */
+        ssize_t w = send(c->fd, payload + c->phase, n, MSG_NOSIGNAL);
         if (w < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
         c->to_send -= (size_t)w;
+        c->phase = (c->phase + (size_t)w) % message_size;
     }
     return 0;
 }
 
 int main(int argc, char **argv) {
-    if (argc != 8) {
-        fprintf(stderr, "usage: %s HOST PORT CONNS SIZE PIPELINE WARMUP_S DURATION_S\n", argv[0]);
+    if (argc != 8 && argc != 9) {
+        fprintf(stderr, "usage: %s HOST PORT CONNS SIZE PIPELINE WARMUP_S DURATION_S [raw|length]\n",
+                argv[0]);
         return 2;
     }
+    int length_framed = argc == 9 && strcmp(argv[8], "length") == 0;
     const char *host = argv[1];
     int port = atoi(argv[2]), nconns = atoi(argv[3]);
     size_t size = (size_t)atol(argv[4]);
     int pipeline = atoi(argv[5]);
     double warmup = atof(argv[6]), duration = atof(argv[7]);
     if (pipeline < 1 || pipeline > MAX_PIPELINE || size < 1 || nconns < 1) return 2;
-    payload = malloc(size > (1 << 16) ? size : (1 << 16));
-    memset(payload, 'x', size > (1 << 16) ? size : (1 << 16));
+    if (length_framed && size < 5) return 2;
+    message_size = size;
+    size_t buffer_size = (1 << 16) + size;
+    payload = malloc(buffer_size);
+    for (size_t at = 0; at < buffer_size; at++) {
+        size_t offset = at % size;
+        uint32_t body = (uint32_t)(size - 4);
+        payload[at] = (length_framed && offset < 4) ? (char)(body >> (8 * (3 - offset))) : 'x';
+    }
 
     struct sockaddr_in addr = {0};
     addr.sin_family = AF_INET;

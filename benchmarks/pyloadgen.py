@@ -15,10 +15,13 @@ import time
 
 def main():
     host, port, conns, size, pipeline, warmup, duration = sys.argv[1:8]
+    framing = sys.argv[8] if len(sys.argv) > 8 else "raw"
     port, conns, size, pipeline = int(port), int(conns), int(size), int(pipeline)
     warmup, duration = float(warmup), float(duration)
     selector = selectors.DefaultSelector()
     payload = b"x" * size
+    if framing == "length":
+        payload = (size - 4).to_bytes(4, "big") + b"x" * (size - 4)
     state = {}
     start = time.monotonic()
     for _ in range(conns):

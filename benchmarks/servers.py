@@ -17,6 +17,8 @@ import sys
 
 MODELS = ["reactor", "asyncio-protocol", "asyncio-streams", "threads",
           "selectors-minimal", "uvloop", "gevent", "twisted"]
+#: Length-prefixed (4-byte big-endian) framed echo servers, for the framing suite.
+FRAMED_MODELS = ["reactor-length", "asyncio-streams-length", "asyncio-protocol-length"]
 #: model -> the package it needs beyond the standard library
 OPTIONAL = {"uvloop": "uvloop", "gevent": "gevent", "twisted": "twisted"}
 
@@ -228,6 +230,71 @@ def serve_twisted(port, measure_idle):
     twisted_reactor.listenTCP(port, factory, backlog=1024, interface="127.0.0.1")
     twisted_reactor.callWhenRunning(ready)
     twisted_reactor.run()
+
+
+def serve_reactor_length(port, measure_idle):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import reactor
+    from reactor.apps.echo import FRAMINGS, FramedEchoProtocol, framed_factory
+    loop = reactor.Reactor()
+    loop.listen_tcp(framed_factory(FramedEchoProtocol, FRAMINGS["length"](1 << 20)),
+                    "127.0.0.1", port)
+    ready()
+    loop.run()
+    loop.close()
+
+
+def serve_asyncio_streams_length(port, measure_idle):
+    """Idiomatic asyncio: readexactly the header, then the payload, write it back."""
+    import asyncio
+
+    async def handle(reader, writer):
+        try:
+            while True:
+                header = await reader.readexactly(4)
+                payload = await reader.readexactly(int.from_bytes(header, "big"))
+                writer.write(header + payload)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+        stop = loop.create_future()
+        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
+        ready()
+        await stop
+        server.close()
+    asyncio.run(main())
+
+
+def serve_asyncio_protocol_length(port, measure_idle):
+    """asyncio's loop and Protocol with reactor's framer: isolates the loop's share."""
+    import asyncio
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from reactor.framing import LengthPrefixFramer
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+            self.framer = LengthPrefixFramer(4, "big", 1 << 20)
+
+        def data_received(self, data):
+            frames = self.framer.feed(data)
+            if frames:
+                self.transport.write(self.framer.encode_many(frames))
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Echo, "127.0.0.1", port, backlog=1024)
+        stop = loop.create_future()
+        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
+        ready()
+        await stop
+        server.close()
+    asyncio.run(main())
 
 
 def start_tracing(measure_idle):

@@ -11,13 +11,16 @@ from .clock import FakeClock
 from .errors import (BadFileDescriptorError, ConnectError, ConnectRefusedError,
                      ConnectTimeoutError, FramingError, InvalidDelayError, LoopClosedError,
                      LoopRunningError, NotCallableError, ReactorError, SignalHandlerError,
-                     TransportClosedError)
+                     TransportClosedError, DatagramTooLargeError)
 from .loop import EventLoop
 from .network import Reactor
 from .policy import Limits
 from .server import Server
 from .client import Connector
 from .streams import StreamTransport
+from .datagrams import DatagramTransport
+from . import framing
+from .framed import FramedProtocol
 from .protocols import BaseProtocol, DatagramProtocol, Protocol
 from .timers import Handle, HeapTimers, Timer, TimerCancelledError
 from .wheel import TimerWheel
@@ -25,10 +28,10 @@ from .wheel import TimerWheel
 __version__ = "0.1.0"
 
 __all__ = [
-    "Reactor", "EventLoop", "Limits", "Server", "Connector", "StreamTransport", "FakeClock", "Handle", "Timer", "TimerWheel", "HeapTimers",
-    "BaseProtocol", "Protocol", "DatagramProtocol",
+    "Reactor", "EventLoop", "Limits", "Server", "Connector", "StreamTransport", "DatagramTransport", "FakeClock", "Handle", "Timer", "TimerWheel", "HeapTimers",
+    "BaseProtocol", "Protocol", "DatagramProtocol", "FramedProtocol", "framing",
     "ReactorError", "LoopClosedError", "LoopRunningError", "InvalidDelayError",
     "NotCallableError", "BadFileDescriptorError", "SignalHandlerError", "FramingError",
     "ConnectError", "ConnectRefusedError", "ConnectTimeoutError", "TransportClosedError",
-    "TimerCancelledError",
+    "TimerCancelledError", "DatagramTooLargeError",
 ]

@@ -16,14 +16,19 @@ The price is one small object per queued write, which matters only for
 protocols that queue thousands of tiny writes (they should batch them with
 ``writelines``).
 
+Receiving needs no per-connection buffer at all: every transport of a loop
+reads into one preallocated buffer (:func:`thread_read_buffer`) and hands
+the protocol a copy of exactly the bytes received.
+
 Chunks must be immutable (``bytes``, or a read-only ``memoryview``): the
 transport copies mutable input before it gets here, so a caller reusing its
 ``bytearray`` cannot change bytes already queued.
 """
 
 import collections
+import threading
 from itertools import islice
-from typing import List, Union
+from typing import Dict, List, Union
 
 Chunk = Union[bytes, memoryview]
 
@@ -74,3 +79,23 @@ class SendBuffer(collections.deque):
         """Drop everything queued (abort)."""
         super().clear()
         self.nbytes = 0
+
+
+_thread_buffers = threading.local()
+
+
+def thread_read_buffer(size: int) -> memoryview:
+    """Return this thread's reusable receive buffer of ``size`` bytes.
+
+    One per thread and size (a loop runs in one thread): every transport of
+    a loop reads into the same memory, and the protocol gets a copy of the
+    bytes received, so the buffer is free again before the next read. This
+    is what keeps a read from allocating ``size`` bytes it mostly does not use.
+    """
+    buffers: Dict[int, memoryview] = getattr(_thread_buffers, "by_size", None)
+    if buffers is None:
+        buffers = _thread_buffers.by_size = {}
+    view = buffers.get(size)
+    if view is None:
+        view = buffers[size] = memoryview(bytearray(size))
+    return view

@@ -66,3 +66,7 @@ class ConnectRefusedError(ConnectError, ConnectionRefusedError):
 
 class TransportClosedError(ReactorError, ConnectionError):
     """A write or other operation was attempted on a closed transport."""
+
+
+class DatagramTooLargeError(ReactorError, ValueError):
+    """A datagram is larger than the socket can send in one piece (65,507 B over IPv4 UDP)."""

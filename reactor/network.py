@@ -10,18 +10,21 @@ transports in the layer table: no module imports from above itself.
 
 import concurrent.futures
 import socket
+import sys
 from typing import Any, Callable, Optional
 
 from .client import Connector
+from .datagrams import DatagramTransport, bind_datagram
 from .loop import EventLoop
 from .policy import DEFAULT_LIMITS, Limits
 from .server import Server, bind_tcp, bind_unix
+from .unix import remove_stale_socket
 
 ProtocolFactory = Callable[[], Any]
 
 
 class Reactor(EventLoop):
-    """An event loop that also makes TCP and Unix stream servers and clients.
+    """An event loop that also makes servers and clients: TCP, UDP and Unix sockets.
 
     All options of ``EventLoop`` apply (``selector``, ``clock``, ``timers``,
     ``debug``). Every listen and connect call takes ``limits`` (a
@@ -93,6 +96,74 @@ class Reactor(EventLoop):
         connector.start()
         return connector
 
+    # -- datagrams ---------------------------------------------------------
+
+    def listen_udp(self, protocol_factory: ProtocolFactory, host: Optional[str] = "127.0.0.1",
+                   port: int = 0, *, limits: Optional[Limits] = None,
+                   reuse_port: bool = False) -> DatagramTransport:
+        """Bind a UDP socket on ``host:port`` and return its transport (receiving at once).
+
+        ``protocol_factory()`` is called once; ``transport.get_protocol()``
+        returns the protocol. ``host`` should be numeric: a name is resolved
+        here, on the loop thread.
+        """
+        self._check_open("listen_udp")
+        family, _, _, _, address = socket.getaddrinfo(host, port, socket.AF_UNSPEC,
+                                                      socket.SOCK_DGRAM, 0,
+                                                      socket.AI_PASSIVE)[0]
+        sock = bind_datagram(family, address, reuse_port)
+        return self._start_datagram(sock, protocol_factory, None, limits)
+
+    def connect_udp(self, protocol_factory: ProtocolFactory, host: str, port: int, *,
+                    local_addr: Any = None, limits: Optional[Limits] = None) -> DatagramTransport:
+        """Make a *connected* UDP socket to ``host:port`` and return its transport.
+
+        A connected socket receives only from that peer, and the kernel
+        reports ICMP errors for it (``error_received`` gets
+        ``ConnectionRefusedError`` when nothing listens). UDP has no
+        handshake, so this completes at once; ``host`` should be numeric,
+        since a name is resolved here, on the loop thread.
+        """
+        self._check_open("connect_udp")
+        family, _, _, _, address = socket.getaddrinfo(host, port, socket.AF_UNSPEC,
+                                                      socket.SOCK_DGRAM)[0]
+        sock = bind_datagram(family, local_addr)
+        try:
+            sock.connect(address)
+            peer = sock.getpeername()
+        except BaseException:
+            sock.close()
+            raise
+        return self._start_datagram(sock, protocol_factory, peer, limits)
+
+    def listen_unix_datagram(self, protocol_factory: ProtocolFactory, path: str, *,
+                             limits: Optional[Limits] = None) -> DatagramTransport:
+        """Bind a Unix datagram socket at ``path`` (a stale file is replaced; ours removed on close)."""
+        self._check_open("listen_unix_datagram")
+        remove_stale_socket(path, socket.SOCK_DGRAM)
+        sock = bind_datagram(socket.AF_UNIX, path)
+        return self._start_datagram(sock, protocol_factory, None, limits, unix_path=path)
+
+    def connect_unix_datagram(self, protocol_factory: ProtocolFactory, path: str, *,
+                              local_path: Optional[str] = None,
+                              limits: Optional[Limits] = None) -> DatagramTransport:
+        """Connect a Unix datagram socket to ``path``.
+
+        To receive replies the socket needs an address of its own:
+        ``local_path`` if given, else (on Linux) an automatic abstract one.
+        """
+        self._check_open("connect_unix_datagram")
+        if local_path is None and sys.platform.startswith("linux"):
+            local_path = ""                          # Linux autobind: an abstract address
+        sock = bind_datagram(socket.AF_UNIX, local_path)
+        try:
+            sock.connect(path)
+        except BaseException:
+            sock.close()
+            raise
+        return self._start_datagram(sock, protocol_factory, path, limits,
+                                    unix_path=local_path or None)
+
     def close(self) -> None:
         """Close the loop and stop the resolver threads (without waiting for a slow lookup)."""
         super().close()
@@ -101,6 +172,19 @@ class Reactor(EventLoop):
             self._resolver = None
 
     # -- internals ----------------------------------------------------------
+
+    def _start_datagram(self, sock: socket.socket, protocol_factory: ProtocolFactory, peer: Any,
+                        limits: Optional[Limits], unix_path: Optional[str] = None
+                        ) -> DatagramTransport:
+        try:
+            protocol = protocol_factory()
+        except BaseException:
+            sock.close()
+            raise
+        transport = DatagramTransport(self, sock, protocol, peer, limits or DEFAULT_LIMITS,
+                                      unix_path=unix_path)
+        transport.start()
+        return transport
 
     def _resolve_in_thread(self, connector: Connector) -> None:
         """Run getaddrinfo on a worker thread; hand the answer back on the loop thread."""

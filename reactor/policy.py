@@ -34,12 +34,19 @@ class Limits:
     accept_backoff_seconds: float = 0.1
     #: Default connect timeout for clients (resolution + connect).
     connect_timeout_seconds: float = 10.0
+    #: Datagrams read per readiness event of a datagram socket (fairness).
+    datagrams_per_event: int = 64
+    #: Bytes of datagrams waiting for a full socket buffer; beyond this,
+    #: new datagrams are dropped and counted (a late datagram is worth less
+    #: than a lost one, and the loop must never block).
+    datagram_queue_bytes: int = 256 * 1024
 
     def __post_init__(self) -> None:
         if not 0 <= self.low_water_bytes <= self.high_water_bytes:
             raise ValueError("need 0 <= low_water_bytes (%d) <= high_water_bytes (%d)"
                              % (self.low_water_bytes, self.high_water_bytes))
-        for name in ("read_chunk_bytes", "max_read_per_event_bytes", "accept_batch", "backlog"):
+        for name in ("read_chunk_bytes", "max_read_per_event_bytes", "accept_batch", "backlog",
+                     "datagrams_per_event", "datagram_queue_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError("%s must be >= 1, got %r" % (name, getattr(self, name)))
         if self.max_connections is not None and self.max_connections < 0:

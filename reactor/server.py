@@ -28,12 +28,12 @@ import errno
 import logging
 import os
 import socket
-import stat
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from .loop import EVENT_READ
 from .policy import DEFAULT_LIMITS, Limits
 from .streams import StreamTransport
+from .unix import inode, remove_stale_socket, unlink_if_ours
 
 logger = logging.getLogger("reactor")
 
@@ -65,7 +65,7 @@ class Server:
         self._limits = limits
         self._tcp_nodelay = tcp_nodelay
         self._unix_path = unix_path
-        self._unix_inode = _inode(unix_path) if unix_path else None
+        self._unix_inode = inode(unix_path) if unix_path else None
         self._listeners = [_Listener(self, sock) for sock in self.sockets]
         self._connections: Set[StreamTransport] = set()
         self._spare_fd: Optional[int] = _open_spare_fd()
@@ -114,8 +114,8 @@ class Server:
         if self._spare_fd is not None:
             os.close(self._spare_fd)
             self._spare_fd = None
-        if self._unix_path and _inode(self._unix_path) == self._unix_inode:
-            os.unlink(self._unix_path)         # ours still: remove it; never someone else's
+        if self._unix_path:
+            unlink_if_ours(self._unix_path, self._unix_inode)   # never someone else's file
 
     def shutdown(self, grace_seconds: float = 5.0,
                  on_done: Optional[Callable[[], None]] = None) -> None:
@@ -321,7 +321,7 @@ def bind_unix(path: str, limits: Limits) -> socket.socket:
     one raises ``OSError(EADDRINUSE)``; a path that is not a socket raises
     ``FileExistsError``: we never delete what we did not create.
     """
-    remove_stale_unix_socket(path)
+    remove_stale_socket(path, socket.SOCK_STREAM)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
@@ -333,44 +333,11 @@ def bind_unix(path: str, limits: Limits) -> socket.socket:
     return sock
 
 
-def remove_stale_unix_socket(path: str) -> None:
-    """Unlink ``path`` if it is a Unix socket nobody listens on."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise FileExistsError(errno.EEXIST, "%s exists and is not a socket; "
-                              "refusing to replace it" % path)
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(1.0)
-        probe.connect(path)
-    except ConnectionRefusedError:
-        os.unlink(path)                      # a leftover from a dead server
-        return
-    except FileNotFoundError:
-        return
-    except OSError:
-        return                               # let bind() report the real problem
-    finally:
-        probe.close()
-    raise OSError(errno.EADDRINUSE, "another server is listening on %s" % path)
-
-
 def _open_spare_fd() -> Optional[int]:
     try:
         return os.open(os.devnull, os.O_RDONLY)
     except OSError:
         return None
-
-
-def _inode(path: str) -> Optional[Tuple[int, int]]:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
 
 
 def _describe(sock: socket.socket) -> str:

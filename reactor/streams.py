@@ -41,10 +41,9 @@ import enum
 import errno
 import logging
 import socket
-import threading
 from typing import Any, Dict, Iterable, Optional
 
-from .buffers import SendBuffer
+from .buffers import SendBuffer, thread_read_buffer
 from .errors import TransportClosedError
 from .loop import EVENT_READ, EVENT_WRITE
 from .policy import DEFAULT_LIMITS, Limits
@@ -60,7 +59,6 @@ CONNECTION_ERRNOS = frozenset(
     if hasattr(errno, name))
 
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
-_thread_buffers = threading.local()
 
 
 class TransportState(enum.Enum):
@@ -111,7 +109,7 @@ class StreamTransport:
         self._closed_locally = False
         self._peername = peername
         self._owner = owner
-        self._read_view = _read_buffer(limits.read_chunk_bytes)
+        self._read_view = thread_read_buffer(limits.read_chunk_bytes)
         self._max_read_per_event = limits.max_read_per_event_bytes
         self._extra = extra
 
@@ -471,19 +469,3 @@ def _immutable_tail(data: Any, start: int) -> Any:
         return memoryview(data)[start:] if start else data
     view = memoryview(data).cast("B")[start:]
     return view if view.readonly else view.tobytes()
-
-
-def _read_buffer(size: int) -> memoryview:
-    """Return this thread's reusable receive buffer of ``size`` bytes.
-
-    One per thread (a loop runs in one thread) and size: every transport of a
-    loop reads into the same memory, and data_received gets a copy, so the
-    buffer is free again before the next read.
-    """
-    buffers = getattr(_thread_buffers, "by_size", None)
-    if buffers is None:
-        buffers = _thread_buffers.by_size = {}
-    view = buffers.get(size)
-    if view is None:
-        view = buffers[size] = memoryview(bytearray(size))
-    return view

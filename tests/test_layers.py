@@ -12,7 +12,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "reactor"
 #: The layer table of DESIGN.md; a module may import only from its own layer or below.
 LAYERS = {
     "errors": 0, "clock": 0, "buffers": 0, "framing": 0, "policy": 0,
-    "timers": 1, "wheel": 1, "protocols": 1,
+    "timers": 1, "wheel": 1, "protocols": 1, "framed": 1,
     "loop": 2,
     "streams": 3, "tcp": 3, "unix": 3, "udp": 3, "datagrams": 3,
     "tls": 4,

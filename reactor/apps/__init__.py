@@ -6,8 +6,9 @@
 
 from typing import Any, Callable, Dict, Tuple
 
-from . import echo
+from . import chat, echo
 
 SUBCOMMANDS: Dict[str, Tuple[str, Callable[[Any], None], Callable[[Any], int]]] = {
     "echo": (echo.SUMMARY, echo.configure, echo.run),
+    "chat": (chat.SUMMARY, chat.configure, chat.run),
 }

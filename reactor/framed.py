@@ -1,0 +1,92 @@
+"""FramedProtocol: a Protocol that receives and sends whole messages.
+
+It joins a sans-I/O framer (``reactor/framing.py``) to a transport::
+
+    data_received(bytes) -> framer.feed -> frame_received(frame) for each frame
+    send_frame(frame)    -> framer.encode -> transport.write
+    send_frames(frames)  -> one encode_many -> one transport.write
+
+Declare the framer as a class attribute; each connection gets its own
+``clone()`` in ``connection_made``, since a framer holds a partial frame::
+
+    class Chat(FramedProtocol):
+        framer = LineFramer(max_length=4096)
+        def frame_received(self, line):
+            self.send_frame(line.upper())
+
+Bad input costs one connection, nothing else: on ``FramingError`` the
+reason is logged (logger ``reactor``, with the peer), ``framing_error(exc)``
+runs (override it to send the peer a last word), and the connection is
+closed gracefully, so that last word is flushed before the close.
+"""
+
+import logging
+from typing import Any, Iterable, Optional
+
+from .errors import FramingError
+from .framing import Framer, LineFramer
+from .protocols import Protocol
+
+logger = logging.getLogger("reactor")
+
+
+class FramedProtocol(Protocol):
+    """A stream protocol that deals in frames; see the module docstring.
+
+    Callback order: ``connection_made  frame_received*  [framing_error]
+    [eof_received]  connection_lost``. ``frame_received`` may call
+    ``send_frame``, ``close`` and the transport's other methods; frames
+    decoded from the same chunk after a ``close()`` are not delivered.
+    """
+
+    #: The framer prototype; cloned per connection. Override in subclasses.
+    framer: Framer = LineFramer()
+
+    def connection_made(self, transport: Any) -> None:
+        """Take the transport and a fresh framer; call super() when overriding."""
+        self.transport = transport
+        self.framer = self.framer.clone()
+
+    def data_received(self, data: bytes) -> None:
+        """Feed bytes to the framer and deliver each whole frame."""
+        # Hot path: once per chunk; the per-frame loop is the protocol's own.
+        try:
+            frames = self.framer.feed(data)
+        except FramingError as exc:
+            self._framing_failed(exc)
+            return
+        transport = self.transport
+        for frame in frames:
+            self.frame_received(frame)
+            if transport.is_closing():
+                return
+
+    def frame_received(self, frame: Any) -> None:
+        """Handle one whole frame (``bytes``, or ``memoryview`` with a zero-copy framer)."""
+
+    def send_frame(self, frame: Any) -> None:
+        """Encode one frame and write it; raises FramingError if it cannot be framed."""
+        self.transport.write(self.framer.encode(frame))
+
+    def send_frames(self, frames: Iterable[Any]) -> None:
+        """Encode several frames and write them with one ``write`` (one syscall at best)."""
+        self.transport.write(self.framer.encode_many(frames))
+
+    def framing_error(self, exc: FramingError) -> None:
+        """React to bad input before the connection closes (default: nothing more)."""
+
+    def _framing_failed(self, exc: FramingError) -> None:
+        transport = self.transport
+        logger.warning("closing connection from %s: %s",
+                       _peer(transport), exc)
+        try:
+            self.framing_error(exc)
+        finally:
+            transport.close()
+
+
+def _peer(transport: Any) -> Optional[str]:
+    peer = transport.get_extra_info("peername")
+    if isinstance(peer, tuple):
+        return "%s:%s" % (peer[0], peer[1])
+    return peer or "a local peer"
