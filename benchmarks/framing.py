@@ -147,7 +147,7 @@ def main(args, extra):
                              "%.0f" % (len(wire) / cell["reactor"] / 1e6),
                              "%.0f" % (count / cell["asyncio"]), asyncio_name[kind],
                              "%.2fx" % ratio])
-            print("  done: %s" % kind, flush=True)
+        print("  done: %s" % kind, flush=True)
     print_table("Decode throughput (reactor framer vs asyncio StreamReader, same data)",
                 ["framer", "frame B", "chunk B", "reactor frames/s", "reactor MB/s",
                  "asyncio frames/s", "asyncio method", "ratio"], rows,

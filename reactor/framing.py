@@ -37,7 +37,8 @@ Speed: decoding is linear in the bytes fed, whatever the chunk sizes.
 * A partial frame is kept in a ``bytearray``. While it cannot complete,
   new chunks are only appended (and, for delimiters, only the new chunk is
   searched: the search resumes where it stopped). When it completes, the
-  pending bytes and the new chunk are joined once and parsed as above.
+  frame is joined from the pending bytes and exactly the part of the new
+  chunk it needs (one copy), and the rest of the chunk is parsed in place.
   Each byte is therefore searched once and copied a bounded number of times.
 
 Discussion: asyncio's ``StreamReader.readuntil`` finds one frame per call
@@ -60,10 +61,15 @@ DEFAULT_MAX_LENGTH = 1024 * 1024
 class Framer:
     """Common state of every framer: a limit, a pending buffer, and 'closed'.
 
-    Subclasses implement ``_parse(buffer)``, which cuts as many whole frames
-    as possible from an immutable ``bytes`` object and returns them with the
-    number of bytes consumed, and ``_needed(pending)``, the total pending
-    size at which another frame may complete (or None: unknown, try).
+    Subclasses implement two steps:
+
+    ``_parse(data, start)``
+        cut as many whole frames as possible from the immutable ``data``,
+        beginning at ``start``; return them and the index after the last.
+    ``_complete(data)``
+        with a partial frame pending, either append ``data`` to it and
+        return None (the frame still cannot complete), or finish the frame
+        from exactly the bytes it needs and return ``(frame, used)``.
     """
 
     def __init__(self, max_length: int = DEFAULT_MAX_LENGTH, zero_copy: bool = False) -> None:
@@ -105,15 +111,18 @@ class Framer:
         pending = self._pending
         try:
             if pending:
-                if not self._completes(data):
-                    pending += data
+                completed = self._complete(data)
+                if completed is None:
                     self._check_pending()
                     return []
-                data = bytes(pending) + data
+                frame, start = completed
                 del pending[:]
-            frames, consumed = self._parse(data)
+                more, consumed = self._parse(data, start)
+                frames = [memoryview(frame) if self.zero_copy else frame] + more
+            else:
+                frames, consumed = self._parse(data, 0)
             if consumed < len(data):
-                pending += data[consumed:]
+                pending += memoryview(data)[consumed:]
                 self._check_pending()
             return frames
         except FramingError as exc:
@@ -131,11 +140,10 @@ class Framer:
 
     # -- for subclasses ------------------------------------------------------
 
-    def _parse(self, data: bytes) -> Tuple[List[Frame], int]:
+    def _parse(self, data: bytes, start: int) -> Tuple[List[Frame], int]:
         raise NotImplementedError
 
-    def _completes(self, data: bytes) -> bool:
-        """Tell whether ``data`` appended to the pending bytes may complete a frame."""
+    def _complete(self, data: bytes) -> Optional[Tuple[bytes, int]]:
         raise NotImplementedError
 
     def _check_pending(self) -> None:
@@ -148,6 +156,10 @@ class Framer:
             view = memoryview(data)
             return lambda start, stop: view[start:stop]
         return lambda start, stop: data[start:stop]
+
+    def _join(self, head: Any, data: bytes, stop: int) -> bytes:
+        """Return ``head + data[:stop]`` with one copy (a frame that spans chunks)."""
+        return b"".join((head, memoryview(data)[:stop]))
 
     def _too_long(self, size: int, what: str = "frame") -> FramingError:
         return FramingError("%s of %d bytes exceeds the limit of %d bytes"
@@ -178,35 +190,52 @@ class DelimiterFramer(Framer):
                                % (self.delimiter,))
         return frame + self.delimiter
 
-    def _completes(self, data: bytes) -> bool:
+    def _complete(self, data: bytes) -> Optional[Tuple[bytes, int]]:
         # Search only the new bytes, plus enough old ones for a delimiter
         # that straddles the boundary: the search resumes where it stopped.
-        overlap = len(self.delimiter) - 1
+        pending, delimiter = self._pending, self.delimiter
+        overlap = min(len(delimiter) - 1, len(pending))
         if overlap:
-            return self.delimiter in bytes(self._pending[-overlap:]) + data
-        return self.delimiter in data
+            found = (bytes(pending[-overlap:]) + data).find(delimiter) - overlap
+        else:
+            found = data.find(delimiter)
+        if found < -overlap:                      # not found
+            pending += data
+            return None
+        if found < 0:                             # the delimiter began in pending
+            frame = bytes(pending[:len(pending) + found])
+        else:
+            frame = self._join(pending, data, found)
+        return self._finish(frame), found + len(delimiter)
+
+    def _finish(self, frame: bytes) -> bytes:
+        """Check (and, for lines, strip) one frame completed from pending bytes."""
+        if len(frame) > self._raw_limit:
+            raise self._too_long(len(frame))
+        return frame
 
     def _check_pending(self) -> None:
         # A pending frame may end with the first bytes of a delimiter.
-        if len(self._pending) > self.max_length + len(self.delimiter) - 1:
+        if len(self._pending) > self._raw_limit + len(self.delimiter) - 1:
             raise self._too_long(len(self._pending), "unterminated frame")
 
-    def _parse(self, data: bytes) -> Tuple[List[Frame], int]:
+    def _parse(self, data: bytes, start: int) -> Tuple[List[Frame], int]:
         delimiter = self.delimiter
-        end = data.rfind(delimiter)
+        end = data.rfind(delimiter, start)
         if end < 0:
-            return [], 0
+            return [], start
         consumed = end + len(delimiter)
         limit = self._raw_limit
         if not self.zero_copy:
-            frames: List[Frame] = data[:end].split(delimiter)
+            body = data[start:end] if start or end < len(data) else data
+            frames: List[Frame] = body.split(delimiter)
             longest = max(map(len, frames))
             if longest > limit:
                 raise self._too_long(longest)
             return frames, consumed
         frames = []
         view = memoryview(data)
-        start, size = 0, len(delimiter)
+        size = len(delimiter)
         while start < consumed:
             stop = data.find(delimiter, start)
             if stop - start > limit:
@@ -238,12 +267,19 @@ class LineFramer(DelimiterFramer):
             raise FramingError("line contains a newline and cannot be sent as one line")
         return frame + b"\n"
 
+    def _finish(self, frame: bytes) -> bytes:
+        if frame[-1:] == b"\r":
+            frame = frame[:-1]
+        if len(frame) > self.max_length:
+            raise self._too_long(len(frame), "line")
+        return frame
+
     def _check_pending(self) -> None:
         if len(self._pending) > self.max_length + 1:      # room for a final '\r'
             raise self._too_long(len(self._pending), "unterminated line")
 
-    def _parse(self, data: bytes) -> Tuple[List[Frame], int]:
-        frames, consumed = super()._parse(data)
+    def _parse(self, data: bytes, start: int) -> Tuple[List[Frame], int]:
+        frames, consumed = super()._parse(data, start)
         limit = self.max_length
         for index, frame in enumerate(frames):
             if frame[-1:] == b"\r":
@@ -301,35 +337,42 @@ class LengthPrefixFramer(Framer):
             raise self._too_long(size)
         return size
 
-    def _completes(self, data: bytes) -> bool:
-        pending = self._pending
-        total = len(pending) + len(data)
-        if len(pending) < self.header_size:
-            if total < self.header_size:
-                return False
-            header = bytes(pending) + data[:self.header_size - len(pending)]
+    def _complete(self, data: bytes) -> Optional[Tuple[bytes, int]]:
+        pending, header_size = self._pending, self.header_size
+        have = len(pending)
+        if have < header_size:
+            if have + len(data) < header_size:
+                pending += data
+                return None
+            header = bytes(pending) + data[:header_size - have]
         else:
             header = pending
         size = self._payload_size(self._header.unpack_from(header)[0])
-        return total >= self.header_size + size
+        used = header_size + size - have          # bytes of data this frame takes
+        if used > len(data):
+            pending += data
+            return None
+        if have <= header_size:
+            return data[header_size - have:used], used
+        return self._join(memoryview(pending)[header_size:], data, used), used
 
     def _check_pending(self) -> None:
         if len(self._pending) >= self.header_size:     # validates the header early
             self._payload_size(self._header.unpack_from(self._pending)[0])
 
-    def _parse(self, data: bytes) -> Tuple[List[Frame], int]:
+    def _parse(self, data: bytes, start: int) -> Tuple[List[Frame], int]:
         header_size = self.header_size
         unpack_from = self._header.unpack_from
         cut = self._cut(data)
         frames: List[Frame] = []
-        position, end = 0, len(data)
+        position, end = start, len(data)
         while end - position >= header_size:
             size = self._payload_size(unpack_from(data, position)[0])
-            start = position + header_size
-            if end - start < size:
+            first = position + header_size
+            if end - first < size:
                 break
-            frames.append(cut(start, start + size))
-            position = start + size
+            frames.append(cut(first, first + size))
+            position = first + size
         return frames, position
 
 
@@ -370,34 +413,41 @@ class NetstringFramer(Framer):
             raise self._too_long(size, "netstring")
         return colon + 1, size
 
-    def _completes(self, data: bytes) -> bool:
+    def _complete(self, data: bytes) -> Optional[Tuple[bytes, int]]:
         pending = self._pending
-        head = bytes(pending[:self._max_digits + 1]) if len(pending) > self._max_digits \
-            else bytes(pending) + data[:self._max_digits + 1]
+        have = len(pending)
+        head_size = self._max_digits + 1
+        head = bytes(pending[:head_size]) if have >= head_size else \
+            bytes(pending) + data[:head_size - have]
         found = self._frame_end(head, 0)
-        if found is None:
-            return False
+        if found is None or found[0] + found[1] + 1 > have + len(data):
+            pending += data
+            return None
         start, size = found
-        return len(pending) + len(data) >= start + size + 1
+        used = start + size + 1 - have            # through the ','
+        whole = self._join(pending, data, used)
+        if whole[-1:] != b",":
+            raise FramingError("netstring of %d bytes is not followed by ','" % size)
+        return whole[start:start + size], used
 
     def _check_pending(self) -> None:
         self._frame_end(bytes(self._pending[:self._max_digits + 1]), 0)
 
-    def _parse(self, data: bytes) -> Tuple[List[Frame], int]:
+    def _parse(self, data: bytes, start: int) -> Tuple[List[Frame], int]:
         cut = self._cut(data)
         frames: List[Frame] = []
-        position, end = 0, len(data)
+        position, end = start, len(data)
         while position < end:
             found = self._frame_end(data, position)
             if found is None:
                 break
-            start, size = found
-            if end - start < size + 1:
+            first, size = found
+            if end - first < size + 1:
                 break
-            if data[start + size:start + size + 1] != b",":
+            if data[first + size:first + size + 1] != b",":
                 raise FramingError("netstring of %d bytes is not followed by ','" % size)
-            frames.append(cut(start, start + size))
-            position = start + size + 1
+            frames.append(cut(first, first + size))
+            position = first + size + 1
         return frames, position
 
 
@@ -420,14 +470,18 @@ class FixedSizeFramer(Framer):
                                % (len(frame), self.size))
         return frame
 
-    def _completes(self, data: bytes) -> bool:
-        return len(self._pending) + len(data) >= self.size
+    def _complete(self, data: bytes) -> Optional[Tuple[bytes, int]]:
+        used = self.size - len(self._pending)
+        if used > len(data):
+            self._pending += data
+            return None
+        return self._join(self._pending, data, used), used
 
     def _check_pending(self) -> None:
         pass                                  # never more than size - 1 pending
 
-    def _parse(self, data: bytes) -> Tuple[List[Frame], int]:
+    def _parse(self, data: bytes, start: int) -> Tuple[List[Frame], int]:
         size = self.size
-        consumed = len(data) - len(data) % size
+        consumed = len(data) - (len(data) - start) % size
         cut = self._cut(data)
-        return [cut(start, start + size) for start in range(0, consumed, size)], consumed
+        return [cut(first, first + size) for first in range(start, consumed, size)], consumed

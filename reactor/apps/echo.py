@@ -43,8 +43,8 @@ class EchoProtocol(Protocol):
 class FramedEchoProtocol(FramedProtocol):
     """Echo whole frames, re-encoded; same backpressure as EchoProtocol."""
 
-    def frame_received(self, frame: Any) -> None:
-        self.send_frame(frame)
+    def frames_received(self, frames: Any) -> None:
+        self.send_frames(frames)           # one write for the whole batch
 
     def pause_writing(self) -> None:
         self.transport.pause_reading()
