@@ -109,6 +109,8 @@ def one_run(model, scenario, loadgen, warmup, duration, framing="raw"):
     try:
         if framing == "raw":
             prime(port)
+        elif framing == "udp":
+            time.sleep(0.05)
         command = ([loadgen] if loadgen else [sys.executable, os.path.join(HERE, "pyloadgen.py")])
         command += ["127.0.0.1", str(port), str(conns), str(size), str(pipeline),
                     str(warmup), str(duration), framing]
@@ -127,6 +129,7 @@ def one_run(model, scenario, loadgen, warmup, duration, framing="raw"):
         "server_cpu_us_per_request": (cpu_after - cpu_before) * 1e6 / requests,
         "loadgen_busy": result["cpu_seconds"] / result["seconds"],
         "errors": result["errors"],
+        "lost": result.get("lost", 0),
     }
 
 

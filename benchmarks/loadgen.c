@@ -12,6 +12,9 @@
  *
  * With "length", each SIZE-byte message is a frame: a 4-byte big-endian
  * length (SIZE - 4) and its payload, for framed echo servers.
+ * With "udp", each connection is a connected UDP socket and each message one
+ * datagram; a connection that hears nothing for 200 ms re-sends its window
+ * (the datagrams are counted as lost).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -39,11 +42,13 @@ typedef struct {
     size_t received;                  /* bytes of the current message received */
     double sent_at[MAX_PIPELINE];     /* ring of send times, one per message in flight */
     int head, tail;
+    double last_heard;                /* udp: when an echo last arrived */
 } conn_t;
 
 static uint64_t hist[HIST_BUCKETS + 1];
 static char *payload;                 /* SIZE-periodic: whole messages back to back */
 static size_t message_size;
+static int udp;
 static char sink[1 << 16];
 
 static double now(void) {
@@ -62,6 +67,14 @@ static double percentile(uint64_t total, double p) {
 }
 
 static int flush(conn_t *c) {
+    if (udp) {                        /* one datagram per message */
+        while (c->to_send >= message_size) {
+            ssize_t w = send(c->fd, payload, message_size, 0);
+            if (w < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+            c->to_send -= message_size;
+        }
+        return 0;
+    }
     while (c->to_send > 0) {
         size_t n = c->to_send < (1 << 16) ? c->to_send : (1 << 16);
         /* The buffer repeats every message_size bytes, so starting at the
@@ -81,6 +94,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     int length_framed = argc == 9 && strcmp(argv[8], "length") == 0;
+    udp = argc == 9 && strcmp(argv[8], "udp") == 0;
     const char *host = argv[1];
     int port = atoi(argv[2]), nconns = atoi(argv[3]);
     size_t size = (size_t)atol(argv[4]);
@@ -105,9 +119,9 @@ int main(int argc, char **argv) {
     conn_t *conns = calloc(nconns, sizeof(conn_t));
     long errors = 0;
     for (int i = 0; i < nconns; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        int fd = socket(AF_INET, udp ? SOCK_DGRAM : SOCK_STREAM, 0);
         int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (!udp) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) { perror("connect"); return 1; }
         fcntl(fd, F_SETFL, O_NONBLOCK);
         conns[i].fd = fd;
@@ -120,7 +134,9 @@ int main(int argc, char **argv) {
         conns[i].to_send = size * pipeline;
         if (flush(&conns[i]) < 0) errors++;
     }
-    uint64_t completed = 0;
+    uint64_t completed = 0, lost = 0;
+    double last_scan = start;
+    for (int i = 0; i < nconns; i++) conns[i].last_heard = start;
     struct rusage ru0;
     int measuring = 0;
     struct epoll_event events[1024];
@@ -128,7 +144,22 @@ int main(int argc, char **argv) {
         double t = now();
         if (!measuring && t >= measure_from) { measuring = 1; getrusage(RUSAGE_SELF, &ru0); }
         if (t >= stop_at) break;
-        int n = epoll_wait(ep, events, 1024, 100);
+        if (udp && t - last_scan > 0.05) {       /* re-arm connections whose datagrams were lost */
+            last_scan = t;
+            for (int i = 0; i < nconns; i++) {
+                conn_t *c = &conns[i];
+                if (t - c->last_heard > 0.2) {
+                    lost += (uint64_t)(c->tail - c->head);
+                    c->head = c->tail = 0;
+                    c->received = 0;
+                    for (int k = 0; k < pipeline; k++) c->sent_at[c->tail++ % MAX_PIPELINE] = t;
+                    c->to_send = size * pipeline;
+                    c->last_heard = t;
+                    if (flush(c) < 0) errors++;
+                }
+            }
+        }
+        int n = epoll_wait(ep, events, 1024, 50);
         for (int e = 0; e < n; e++) {
             conn_t *c = events[e].data.ptr;
             if (events[e].events & EPOLLOUT) { if (flush(c) < 0) errors++; }
@@ -145,8 +176,9 @@ int main(int argc, char **argv) {
                     }
                     continue;
                 }
-                c->received += (size_t)r;
+                c->received += udp ? size : (size_t)r;
                 double done_at = now();
+                c->last_heard = done_at;
                 while (c->received >= size) {
                     c->received -= size;
                     double sent = c->sent_at[c->head++ % MAX_PIPELINE];
@@ -167,9 +199,9 @@ int main(int argc, char **argv) {
     double cpu = (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) + (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6
                + (ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) + (ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
     printf("{\"requests\": %llu, \"seconds\": %.6f, \"p50_us\": %.0f, \"p99_us\": %.0f, "
-           "\"cpu_seconds\": %.6f, \"errors\": %ld}\n",
+           "\"cpu_seconds\": %.6f, \"errors\": %ld, \"lost\": %llu}\n",
            (unsigned long long)completed, duration, percentile(completed, 0.50),
-           percentile(completed, 0.99), cpu, errors);
+           percentile(completed, 0.99), cpu, errors, (unsigned long long)lost);
     for (int i = 0; i < nconns; i++) close(conns[i].fd);
     return 0;
 }

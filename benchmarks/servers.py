@@ -17,6 +17,8 @@ import sys
 
 MODELS = ["reactor", "asyncio-protocol", "asyncio-streams", "threads",
           "selectors-minimal", "uvloop", "gevent", "twisted"]
+#: UDP echo servers, for the udp suite.
+UDP_MODELS = ["reactor-udp", "asyncio-udp", "selectors-minimal-udp"]
 #: Length-prefixed (4-byte big-endian) framed echo servers, for the framing suite.
 FRAMED_MODELS = ["reactor-length", "asyncio-streams-length", "asyncio-protocol-length"]
 #: model -> the package it needs beyond the standard library
@@ -295,6 +297,66 @@ def serve_asyncio_protocol_length(port, measure_idle):
         await stop
         server.close()
     asyncio.run(main())
+
+
+def serve_reactor_udp(port, measure_idle):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import reactor
+    from reactor.apps.echo import DatagramEchoProtocol
+    loop = reactor.Reactor()
+    transport = loop.listen_udp(DatagramEchoProtocol, "127.0.0.1", port)
+    transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+    ready()
+    loop.run()
+    loop.close()
+
+
+def serve_asyncio_udp(port, measure_idle):
+    import asyncio
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def datagram_received(self, data, addr):
+            self.transport.sendto(data, addr)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", port))
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                                      1 << 22)
+        stop = loop.create_future()
+        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
+        ready()
+        await stop
+        transport.close()
+    asyncio.run(main())
+
+
+def serve_selectors_minimal_udp(port, measure_idle):
+    """The floor: a bare selectors loop doing recvfrom / sendto."""
+    import selectors
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+    sock.setblocking(False)
+    selector = selectors.DefaultSelector()
+    selector.register(sock, selectors.EVENT_READ)
+    running = [True]
+    signal.signal(signal.SIGTERM, lambda *_: running.__setitem__(0, False))
+    ready()
+    while running[0]:
+        for _ in selector.select(0.5):
+            for _ in range(64):
+                try:
+                    data, address = sock.recvfrom(65536)
+                except BlockingIOError:
+                    break
+                try:
+                    sock.sendto(data, address)
+                except BlockingIOError:
+                    pass
 
 
 def start_tracing(measure_idle):
