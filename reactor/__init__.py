@@ -11,7 +11,7 @@ from .clock import FakeClock
 from .errors import (BadFileDescriptorError, ConnectError, ConnectRefusedError,
                      ConnectTimeoutError, FramingError, InvalidDelayError, LoopClosedError,
                      LoopRunningError, NotCallableError, ReactorError, SignalHandlerError,
-                     TransportClosedError, DatagramTooLargeError)
+                     TransportClosedError, DatagramTooLargeError, TLSHandshakeTimeoutError)
 from .loop import EventLoop
 from .network import Reactor
 from .policy import Limits
@@ -19,6 +19,7 @@ from .server import Server
 from .client import Connector
 from .streams import StreamTransport
 from .datagrams import DatagramTransport
+from .tls import TLSTransport
 from . import framing
 from .framed import FramedProtocol
 from .protocols import BaseProtocol, DatagramProtocol, Protocol
@@ -28,10 +29,10 @@ from .wheel import TimerWheel
 __version__ = "0.1.0"
 
 __all__ = [
-    "Reactor", "EventLoop", "Limits", "Server", "Connector", "StreamTransport", "DatagramTransport", "FakeClock", "Handle", "Timer", "TimerWheel", "HeapTimers",
+    "Reactor", "EventLoop", "Limits", "Server", "Connector", "StreamTransport", "DatagramTransport", "TLSTransport", "FakeClock", "Handle", "Timer", "TimerWheel", "HeapTimers",
     "BaseProtocol", "Protocol", "DatagramProtocol", "FramedProtocol", "framing",
     "ReactorError", "LoopClosedError", "LoopRunningError", "InvalidDelayError",
     "NotCallableError", "BadFileDescriptorError", "SignalHandlerError", "FramingError",
     "ConnectError", "ConnectRefusedError", "ConnectTimeoutError", "TransportClosedError",
-    "TimerCancelledError", "DatagramTooLargeError",
+    "TimerCancelledError", "DatagramTooLargeError", "TLSHandshakeTimeoutError",
 ]

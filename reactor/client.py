@@ -12,6 +12,11 @@ small worker pool and the answer comes back through
 ``call_soon_threadsafe``. Numeric addresses (``127.0.0.1``, ``::1``) are
 resolved on the loop thread with ``AI_NUMERICHOST``, which never blocks.
 
+With ``ssl=``, the stream transport's protocol is a TLS layer and
+``on_error`` also receives a failed handshake (an ``ssl.SSLError``, or
+``TLSHandshakeTimeoutError``); the application protocol sees
+``connection_made`` only once the handshake is done.
+
 The timeout covers resolution and every connect attempt together. On
 failure ``on_error`` receives a :class:`~reactor.errors.ConnectRefusedError`,
 :class:`~reactor.errors.ConnectTimeoutError` or another
@@ -23,12 +28,14 @@ import errno
 import logging
 import os
 import socket
+import ssl
 from typing import Any, Callable, List, Optional, Tuple
 
 from .errors import ConnectError, ConnectRefusedError, ConnectTimeoutError
 from .loop import EVENT_WRITE
 from .policy import DEFAULT_LIMITS, Limits
 from .streams import StreamTransport
+from .tls import DEFAULT_HANDSHAKE_TIMEOUT, TLSTransport
 
 logger = logging.getLogger("reactor")
 
@@ -46,7 +53,10 @@ class Connector:
                  target: Any, description: str, timeout_seconds: float,
                  on_error: Optional[Callable[[BaseException], None]],
                  limits: Limits = DEFAULT_LIMITS,
-                 resolve: Optional[Callable[[Any], None]] = None) -> None:
+                 resolve: Optional[Callable[[Any], None]] = None,
+                 ssl_context: Optional[ssl.SSLContext] = None,
+                 server_hostname: Optional[str] = None,
+                 ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> None:
         self._loop = loop
         self._factory = protocol_factory
         self._family = family
@@ -55,6 +65,9 @@ class Connector:
         self._on_error = on_error
         self._limits = limits
         self._resolve = resolve
+        self._ssl_context = ssl_context
+        self._server_hostname = server_hostname
+        self._ssl_handshake_timeout = ssl_handshake_timeout
         self._addresses: List[Tuple[int, Any]] = []
         self._sock: Optional[socket.socket] = None
         self._address: Any = None
@@ -173,9 +186,27 @@ class Connector:
             self.error = exc
             return
         self.protocol = protocol
-        self.transport = StreamTransport(self._loop, sock, protocol, self._address, None,
-                                         self._limits)
-        self.transport.start()
+        if self._ssl_context is None:
+            self.transport = StreamTransport(self._loop, sock, protocol, self._address, None,
+                                             self._limits)
+            self.transport.start()
+            return
+        # TLS: the stream transport's protocol is the TLS layer, which is
+        # also the transport the application sees (after the handshake).
+        tls = TLSTransport(self._loop, self._ssl_context, protocol, server_side=False,
+                           server_hostname=self._server_hostname,
+                           handshake_timeout=self._ssl_handshake_timeout,
+                           on_handshake_error=self._tls_failed)
+        self.transport = tls
+        StreamTransport(self._loop, sock, tls, self._address, None, self._limits).start()
+
+    def _tls_failed(self, exc: BaseException) -> None:
+        """The TCP connect worked but the TLS handshake did not: report it like a connect error."""
+        self.error = exc
+        if self._on_error is None:
+            logger.warning("TLS handshake with %s failed: %s", self._description, exc)
+            return
+        self._on_error(exc)
 
     def _timed_out(self, timeout_seconds: float) -> None:
         self._fail(ConnectTimeoutError(

@@ -68,5 +68,9 @@ class TransportClosedError(ReactorError, ConnectionError):
     """A write or other operation was attempted on a closed transport."""
 
 
+class TLSHandshakeTimeoutError(ReactorError, TimeoutError):
+    """A TLS handshake did not finish within its timeout (a stalled or slowloris peer)."""
+
+
 class DatagramTooLargeError(ReactorError, ValueError):
     """A datagram is larger than the socket can send in one piece (65,507 B over IPv4 UDP)."""

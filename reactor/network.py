@@ -10,6 +10,7 @@ transports in the layer table: no module imports from above itself.
 
 import concurrent.futures
 import socket
+import ssl as _ssl
 import sys
 from typing import Any, Callable, Optional
 
@@ -18,6 +19,7 @@ from .datagrams import DatagramTransport, bind_datagram
 from .loop import EventLoop
 from .policy import DEFAULT_LIMITS, Limits
 from .server import Server, bind_tcp, bind_unix
+from .tls import DEFAULT_HANDSHAKE_TIMEOUT, client_context
 from .unix import remove_stale_socket
 
 ProtocolFactory = Callable[[], Any]
@@ -41,58 +43,80 @@ class Reactor(EventLoop):
     def listen_tcp(self, protocol_factory: ProtocolFactory, host: Optional[str] = "127.0.0.1",
                    port: int = 0, *, limits: Optional[Limits] = None,
                    max_connections: Optional[int] = None, backlog: Optional[int] = None,
-                   reuse_port: bool = False) -> Server:
+                   reuse_port: bool = False, ssl: Optional[_ssl.SSLContext] = None,
+                   ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> Server:
         """Listen on ``host:port`` (IPv4 and/or IPv6; None: every interface); port 0 picks one.
 
         ``protocol_factory()`` makes one protocol per accepted connection.
+        With ``ssl`` (a server ``SSLContext``) every connection speaks TLS
+        and its protocol sees ``connection_made`` after the handshake.
         Raises ``OSError`` naming the address if it cannot bind.
         """
         self._check_open("listen_tcp")
         limits = _with(limits, max_connections=max_connections, backlog=backlog)
         sockets = bind_tcp(host, port, limits, reuse_port)
-        return Server(self, protocol_factory, sockets, limits, tcp_nodelay=True)
+        return Server(self, protocol_factory, sockets, limits, tcp_nodelay=True,
+                      ssl_context=_server_ssl(ssl), ssl_handshake_timeout=ssl_handshake_timeout)
 
     def listen_unix(self, protocol_factory: ProtocolFactory, path: str, *,
                     limits: Optional[Limits] = None, max_connections: Optional[int] = None,
-                    backlog: Optional[int] = None) -> Server:
+                    backlog: Optional[int] = None, ssl: Optional[_ssl.SSLContext] = None,
+                    ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> Server:
         """Listen on a Unix stream socket at ``path``, replacing a stale socket file safely."""
         self._check_open("listen_unix")
         limits = _with(limits, max_connections=max_connections, backlog=backlog)
         sock = bind_unix(path, limits)
         return Server(self, protocol_factory, [sock], limits, tcp_nodelay=False,
-                      unix_path=path)
+                      unix_path=path, ssl_context=_server_ssl(ssl),
+                      ssl_handshake_timeout=ssl_handshake_timeout)
 
     # -- clients ------------------------------------------------------------
 
     def connect_tcp(self, protocol_factory: ProtocolFactory, host: str, port: int, *,
                     timeout: Optional[float] = None,
                     on_error: Optional[Callable[[BaseException], None]] = None,
-                    limits: Optional[Limits] = None) -> Connector:
+                    limits: Optional[Limits] = None, ssl: Any = None,
+                    server_hostname: Optional[str] = None,
+                    ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> Connector:
         """Connect to ``host:port`` without blocking; return the :class:`Connector`.
 
         On success the protocol's ``connection_made`` is called; on refusal,
         timeout (``timeout`` seconds, default ``limits.connect_timeout_seconds``)
-        or a resolution failure, ``on_error(exc)`` is.
+        or a resolution failure, ``on_error(exc)`` is. ``ssl=True`` (a
+        verifying default context) or an ``SSLContext`` adds TLS, checking
+        the certificate against ``server_hostname`` (default: ``host``); a
+        failed handshake also goes to ``on_error``.
         """
         self._check_open("connect_tcp")
         limits = limits or DEFAULT_LIMITS
         connector = Connector(self, protocol_factory, socket.AF_INET, (host, port),
                               _describe(host, port),
                               timeout if timeout is not None else limits.connect_timeout_seconds,
-                              on_error, limits, resolve=self._resolve_in_thread)
+                              on_error, limits, resolve=self._resolve_in_thread,
+                              ssl_context=_client_ssl(ssl),
+                              server_hostname=server_hostname or (host if ssl else None),
+                              ssl_handshake_timeout=ssl_handshake_timeout)
         connector.start()
         return connector
 
     def connect_unix(self, protocol_factory: ProtocolFactory, path: str, *,
                      timeout: Optional[float] = None,
                      on_error: Optional[Callable[[BaseException], None]] = None,
-                     limits: Optional[Limits] = None) -> Connector:
-        """Connect to the Unix stream socket at ``path``; like ``connect_tcp``."""
+                     limits: Optional[Limits] = None, ssl: Any = None,
+                     server_hostname: Optional[str] = None,
+                     ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> Connector:
+        """Connect to the Unix stream socket at ``path``; like ``connect_tcp``.
+
+        With ``ssl``, pass the ``server_hostname`` the certificate names (a
+        path is not a host name), or a context with ``check_hostname`` off.
+        """
         self._check_open("connect_unix")
         limits = limits or DEFAULT_LIMITS
         connector = Connector(self, protocol_factory, socket.AF_UNIX, path, path,
                               timeout if timeout is not None else limits.connect_timeout_seconds,
-                              on_error, limits)
+                              on_error, limits, ssl_context=_client_ssl(ssl),
+                              server_hostname=server_hostname,
+                              ssl_handshake_timeout=ssl_handshake_timeout)
         connector.start()
         return connector
 
@@ -204,6 +228,24 @@ class Reactor(EventLoop):
             except RuntimeError:
                 pass                      # the loop closed while we were resolving
         self._resolver.submit(resolve)
+
+
+def _client_ssl(ssl: Any) -> Optional[_ssl.SSLContext]:
+    """Map ``ssl=`` for clients: None/False off, True a verifying default, or the context."""
+    if ssl is None or ssl is False:
+        return None
+    if ssl is True:
+        return client_context()
+    if isinstance(ssl, _ssl.SSLContext):
+        return ssl
+    raise TypeError("ssl= takes True or an ssl.SSLContext, got %r" % (ssl,))
+
+
+def _server_ssl(ssl: Any) -> Optional[_ssl.SSLContext]:
+    if ssl is None or isinstance(ssl, _ssl.SSLContext):
+        return ssl
+    raise TypeError("ssl= for a server takes an ssl.SSLContext with a certificate, got %r"
+                    % (ssl,))
 
 
 def _with(limits: Optional[Limits], **changes: Any) -> Limits:

@@ -28,11 +28,13 @@ import errno
 import logging
 import os
 import socket
+import ssl
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from .loop import EVENT_READ
 from .policy import DEFAULT_LIMITS, Limits
 from .streams import StreamTransport
+from .tls import DEFAULT_HANDSHAKE_TIMEOUT, TLSTransport
 from .unix import inode, remove_stale_socket, unlink_if_ours
 
 logger = logging.getLogger("reactor")
@@ -58,13 +60,17 @@ class Server:
 
     def __init__(self, loop: Any, protocol_factory: Callable[[], Any],
                  sockets: List[socket.socket], limits: Limits = DEFAULT_LIMITS,
-                 tcp_nodelay: bool = True, unix_path: Optional[str] = None) -> None:
+                 tcp_nodelay: bool = True, unix_path: Optional[str] = None,
+                 ssl_context: Optional[ssl.SSLContext] = None,
+                 ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> None:
         self._loop = loop
         self._factory = protocol_factory
         self.sockets = list(sockets)
         self._limits = limits
         self._tcp_nodelay = tcp_nodelay
         self._unix_path = unix_path
+        self._ssl_context = ssl_context
+        self._ssl_handshake_timeout = ssl_handshake_timeout
         self._unix_inode = inode(unix_path) if unix_path else None
         self._listeners = [_Listener(self, sock) for sock in self.sockets]
         self._connections: Set[StreamTransport] = set()
@@ -77,6 +83,7 @@ class Server:
         self._counters: Dict[str, int] = {
             "accepted": 0, "peak_connections": 0, "rejected_max_connections": 0,
             "rejected_out_of_fds": 0, "out_of_fds_episodes": 0, "aborted_at_shutdown": 0,
+            "tls_handshake_failed": 0,
         }
         for listener in self._listeners:
             listener.watch()
@@ -180,6 +187,10 @@ class Server:
             self._loop._report(exc, self._factory, "protocol factory")
             conn.close()
             return
+        if self._ssl_context is not None:
+            protocol = TLSTransport(self._loop, self._ssl_context, protocol, server_side=True,
+                                    handshake_timeout=self._ssl_handshake_timeout,
+                                    on_handshake_error=self._tls_failed)
         transport = StreamTransport(self._loop, conn, protocol, address, self, self._limits)
         self._connections.add(transport)
         counters = self._counters
@@ -187,6 +198,9 @@ class Server:
         if len(self._connections) > counters["peak_connections"]:
             counters["peak_connections"] = len(self._connections)
         transport.start()
+
+    def _tls_failed(self, exc: BaseException) -> None:
+        self._counters["tls_handshake_failed"] += 1
 
     def _out_of_fds(self, listener: "_Listener", exc: OSError) -> None:
         """Shed one pending connection using the spare fd, then pause accepting."""

@@ -19,6 +19,7 @@ from ..framed import FramedProtocol
 from ..framing import DEFAULT_MAX_LENGTH, Framer, LengthPrefixFramer, LineFramer, NetstringFramer
 from ..network import Reactor
 from ..protocols import DatagramProtocol, Protocol
+from ..tls import server_context
 
 logger = logging.getLogger("reactor")
 
@@ -89,7 +90,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: Any) -> int:
     """Serve until SIGINT/SIGTERM, then shut down gracefully."""
     if args.udp:
-        if args.framing != "raw" or args.unix or args.max_connections:
+        if args.framing != "raw" or args.unix or args.max_connections or args.tls_cert:
             raise SystemExit("--udp takes only --host and --port")
         return serve_datagrams(args, DatagramEchoProtocol)
     if args.framing == "raw":
@@ -119,20 +120,29 @@ def add_server_options(parser: argparse.ArgumentParser, default_port: int) -> No
                         help="accept at most N open connections; more are closed at once")
     parser.add_argument("--grace", type=float, default=2.0, metavar="SECONDS",
                         help="on shutdown, time given to connections to flush (default 2)")
+    parser.add_argument("--tls-cert", metavar="CERT",
+                        help="serve TLS with this certificate chain (PEM)")
+    parser.add_argument("--tls-key", metavar="KEY",
+                        help="private key for --tls-cert (PEM; default: inside CERT)")
+    parser.add_argument("--tls-handshake-timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="drop clients that have not finished the TLS handshake (default 10)")
 
 
 def serve(args: Any, protocol_factory: Any) -> int:
     """Listen as ``args`` say, log where, run until a signal, then shut down."""
+    if args.tls_key and not args.tls_cert:
+        raise SystemExit("--tls-key needs --tls-cert")
+    context = server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
     loop = Reactor(debug=True if getattr(args, "debug", False) else None)
     try:
+        options = dict(max_connections=args.max_connections, ssl=context,
+                       ssl_handshake_timeout=args.tls_handshake_timeout)
         if args.unix:
-            server = loop.listen_unix(protocol_factory, args.unix,
-                                      max_connections=args.max_connections)
+            server = loop.listen_unix(protocol_factory, args.unix, **options)
         else:
-            server = loop.listen_tcp(protocol_factory, args.host or None, args.port,
-                                     max_connections=args.max_connections)
+            server = loop.listen_tcp(protocol_factory, args.host or None, args.port, **options)
         for address in server.addresses:
-            logger.info("listening on %s", format_address(address))
+            logger.info("listening on %s%s", format_address(address), " (tls)" if context else "")
         loop.run()
         logger.info("shutting down: %d open connection(s), %.1f s grace",
                     len(server), args.grace)
