@@ -9,6 +9,7 @@ SUITES = {
     "loop": ("benchmarks.loop", "timers, call_soon dispatch and idle fds: reactor vs asyncio vs heapq"),
     "echo": ("benchmarks.echo", "TCP echo: reactor vs asyncio, threads, a bare selectors loop, ..."),
     "framing": ("benchmarks.framing", "framer decode vs asyncio StreamReader; framed echo"),
+    "tls": ("benchmarks.tls", "TLS echo and handshakes/s: reactor vs asyncio's TLS"),
     "udp": ("benchmarks.udp", "UDP echo: reactor vs asyncio DatagramProtocol vs a bare loop"),
 }
 

@@ -17,6 +17,9 @@ import sys
 
 MODELS = ["reactor", "asyncio-protocol", "asyncio-streams", "threads",
           "selectors-minimal", "uvloop", "gevent", "twisted"]
+#: TLS echo servers (tests/certs/server.pem), for the tls suite.
+TLS_MODELS = ["reactor-tls", "asyncio-tls"]
+CERTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "certs")
 #: UDP echo servers, for the udp suite.
 UDP_MODELS = ["reactor-udp", "asyncio-udp", "selectors-minimal-udp"]
 #: Length-prefixed (4-byte big-endian) framed echo servers, for the framing suite.
@@ -291,6 +294,44 @@ def serve_asyncio_protocol_length(port, measure_idle):
     async def main():
         loop = asyncio.get_running_loop()
         server = await loop.create_server(Echo, "127.0.0.1", port, backlog=1024)
+        stop = loop.create_future()
+        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
+        ready()
+        await stop
+        server.close()
+    asyncio.run(main())
+
+
+def serve_reactor_tls(port, measure_idle):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import reactor
+    from reactor.apps.echo import EchoProtocol
+    from reactor.tls import server_context
+    context = server_context(os.path.join(CERTS, "server.pem"), os.path.join(CERTS, "server.key"))
+    loop = reactor.Reactor()
+    loop.listen_tcp(EchoProtocol, "127.0.0.1", port, ssl=context)
+    ready()
+    loop.run()
+    loop.close()
+
+
+def serve_asyncio_tls(port, measure_idle):
+    import asyncio
+    import ssl
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(os.path.join(CERTS, "server.pem"), os.path.join(CERTS, "server.key"))
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def data_received(self, data):
+            self.transport.write(data)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Echo, "127.0.0.1", port, ssl=context, backlog=1024)
         stop = loop.create_future()
         loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
         ready()

@@ -285,6 +285,7 @@ class TLSTransport:
 
     def _deliver(self) -> None:
         """Decrypt what has arrived and hand it to the app, unless paused."""
+        # Hot path: once per ciphertext chunk.
         sslobj = self._sslobj
         # While CLOSING we read on, paused or not: the peer's close_notify is due.
         while ((self._state is TLSState.OPEN and not self._reading_paused)
@@ -304,6 +305,10 @@ class TLSTransport:
                 break
             if self._state is TLSState.OPEN:     # after our close_notify, data is dropped
                 self._app.data_received(chunk)
+            # Nothing left to decrypt: stop here rather than pay for the
+            # SSLWantReadError that one more read() would raise.
+            if not self._incoming.pending and not sslobj.pending():
+                break
         self._flush()                            # reading can produce records (key updates)
 
     def _peer_close_notify(self) -> None:
@@ -332,9 +337,10 @@ class TLSTransport:
         self._timer = self._loop.call_later(self._shutdown_timeout, self._raw.close)
 
     def _flush(self) -> None:
-        data = self._outgoing.read()
-        if data and not self._raw.is_closing():
-            self._raw.write(data)
+        if self._outgoing.pending:
+            data = self._outgoing.read()
+            if not self._raw.is_closing():
+                self._raw.write(data)
 
     def _fatal(self, exc: BaseException) -> None:
         logger.warning("TLS error with %s, closing: %s", self._peer(), exc)

@@ -1,0 +1,104 @@
+"""TLS suite: TLS echo and full handshakes per second, reactor vs asyncio's TLS.
+
+Anchor pattern: a TLS server's two costs, per request (record encryption and
+the memory-BIO plumbing around it) and per connection (the handshake). Both
+sides use the stdlib ``ssl`` module, so OpenSSL does the cryptography on both
+and the gap is the framework's overhead. Each server runs in its own process
+with tests/certs/server.pem (EC P-256); the load comes from ``tlsloadgen.c``
+(epoll + OpenSSL, compiled on first use: it needs the OpenSSL headers).
+Models run round-robin within each repeat.
+"""
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+
+from .common import print_table, write_json
+from .echo import free_port, process_cpu_seconds, start_server, stop_server
+from .servers import TLS_MODELS
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCENARIOS = [("echo", 100, 64), ("echo", 100, 16384), ("handshake", 16, 0)]
+
+
+def build_tls_loadgen():
+    """Compile tlsloadgen.c against OpenSSL; return its path, or None if that is not possible."""
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    if compiler is None:
+        return None
+    source = os.path.join(HERE, "tlsloadgen.c")
+    cache = os.path.join(tempfile.gettempdir(), "reactor-bench")
+    os.makedirs(cache, exist_ok=True)
+    binary = os.path.join(cache, "tlsloadgen-%d" % int(os.stat(source).st_mtime))
+    if not os.path.exists(binary):
+        result = subprocess.run([compiler, "-O2", "-o", binary, source, "-lssl", "-lcrypto"],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            return None
+    return binary
+
+
+def one_run(model, scenario, loadgen, warmup, duration):
+    mode, conns, size = scenario
+    port = free_port()
+    server = start_server(model, port)
+    try:
+        client = subprocess.Popen([loadgen, "127.0.0.1", str(port), str(conns), str(size or 1),
+                                   str(warmup), str(duration), mode],
+                                  stdout=subprocess.PIPE, text=True)
+        time.sleep(warmup)
+        cpu_before = process_cpu_seconds(server.pid)
+        output, _ = client.communicate(timeout=warmup + duration + 60)
+        cpu_after = process_cpu_seconds(server.pid)
+    finally:
+        stop_server(server)
+    result = json.loads(output)
+    count = max(result["requests"], 1)
+    return {"per_second": result["requests"] / result["seconds"], "p50_us": result["p50_us"],
+            "p99_us": result["p99_us"],
+            "server_cpu_us_each": (cpu_after - cpu_before) * 1e6 / count,
+            "loadgen_busy": result["cpu_seconds"] / result["seconds"], "errors": result["errors"]}
+
+
+def main(args, extra):
+    loadgen = build_tls_loadgen()
+    if loadgen is None:
+        print("the tls suite needs a C compiler and the OpenSSL headers (libssl-dev) for its "
+              "load generator; skipped")
+        return 0
+    quick = args.quick
+    repeat = args.repeat or (1 if quick else 3)
+    warmup, duration = (0.5, 2.0) if quick else (1.0, 4.0)
+    print("tls suite: %d run(s) per cell (median), %.0f s each" % (repeat, duration), flush=True)
+    results = []
+    for scenario in SCENARIOS:
+        mode, conns, size = scenario
+        runs = {model: [] for model in TLS_MODELS}
+        for _ in range(repeat):
+            for model in TLS_MODELS:
+                runs[model].append(one_run(model, scenario, loadgen, warmup, duration))
+        cells = {model: {key: statistics.median(run[key] for run in runs[model])
+                         for key in runs[model][0]} for model in TLS_MODELS}
+        for model in TLS_MODELS:
+            results.append(dict(cells[model], mode=mode, connections=conns, size=size,
+                                model=model, runs=runs[model]))
+        base = cells["asyncio-tls"]
+        unit = "handshakes/s" if mode == "handshake" else "req/s"
+        rows = [[model, "%.0f" % cell["per_second"],
+                 "%.2fx" % (cell["per_second"] / base["per_second"]),
+                 "%.1f" % cell["server_cpu_us_each"],
+                 "%.2fx" % (cell["server_cpu_us_each"] / base["server_cpu_us_each"]),
+                 "%.0f" % cell["p99_us"], "%d" % cell["errors"],
+                 "%.0f%%" % (100 * cell["loadgen_busy"])] for model, cell in cells.items()]
+        title = ("TLS full handshakes, %d in flight" % conns if mode == "handshake"
+                 else "TLS echo, %d connections x %d B ping-pong" % (conns, size))
+        print_table(title, ["model", unit, "vs asyncio", "server us each", "cpu vs asyncio",
+                            "p99 us", "errors", "loadgen busy"], rows,
+                    ["targets: echo 100 x 64 B >= 1.2x asyncio; handshakes/s >= asyncio"])
+    if args.json:
+        write_json(args.json, "tls", results)
+    return 0
