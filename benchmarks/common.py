@@ -5,8 +5,11 @@ import json
 import os
 import platform
 import selectors
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -70,3 +73,24 @@ def rate(count, seconds):
         if value >= scale:
             return "%.2f %s" % (value / scale, unit)
     return "%.1f /s" % value
+
+
+def compile_tool(source, libraries=()):
+    """Compile a C load generator once into a cache folder; return its path.
+
+    Returns None when there is no C compiler, or the build fails (missing
+    headers), so the caller can say why it skips.
+    """
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    if compiler is None:
+        return None
+    name = os.path.splitext(os.path.basename(source))[0]
+    cache = os.path.join(tempfile.gettempdir(), "reactor-bench")
+    os.makedirs(cache, exist_ok=True)
+    binary = os.path.join(cache, "%s-%d" % (name, int(os.stat(source).st_mtime)))
+    if not os.path.exists(binary):
+        result = subprocess.run([compiler, "-O2", "-o", binary, source] + list(libraries),
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            return None
+    return binary

@@ -18,16 +18,14 @@ says so.
 
 import json
 import os
-import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-from .common import print_table, write_json
+from .common import compile_tool, print_table, write_json
 from .servers import MODELS, available
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -37,17 +35,8 @@ QUICK_SCENARIOS = [(100, 64, 1), (1000, 64, 1), (100, 64, 16)]
 
 
 def build_loadgen():
-    """Compile loadgen.c once into a cache folder; return its path, or None without a compiler."""
-    compiler = shutil.which("gcc") or shutil.which("cc")
-    if compiler is None:
-        return None
-    source = os.path.join(HERE, "loadgen.c")
-    cache = os.path.join(tempfile.gettempdir(), "reactor-bench")
-    os.makedirs(cache, exist_ok=True)
-    binary = os.path.join(cache, "loadgen-%d" % int(os.stat(source).st_mtime))
-    if not os.path.exists(binary):
-        subprocess.run([compiler, "-O2", "-o", binary, source], check=True)
-    return binary
+    """Compile loadgen.c once; return its path, or None without a C compiler."""
+    return compile_tool(os.path.join(HERE, "loadgen.c"))
 
 
 def free_port():

@@ -44,6 +44,24 @@ def ready():
     print("ready", flush=True)
 
 
+def run_asyncio_until_sigterm(start, on_ready=None):
+    """Run ``await start(loop)`` (which returns a server or transport), print ready,
+    and serve until SIGTERM; then close what ``start`` returned."""
+    import asyncio
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        served = await start(loop)
+        stop = loop.create_future()
+        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
+        if on_ready is not None:
+            on_ready(loop)
+        ready()
+        await stop
+        served.close()
+    asyncio.run(main())
+
+
 def serve_reactor(port, measure_idle):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import reactor
@@ -77,17 +95,11 @@ def serve_asyncio_protocol(port, measure_idle, use_uvloop=False):
         def connection_lost(self, exc):
             live.discard(self)
 
-    async def main():
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(Echo, "127.0.0.1", port, backlog=1024)
-        stop = loop.create_future()
-        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
+    def on_ready(loop):
         if measure_idle:
             loop.add_signal_handler(signal.SIGUSR1, report_idle, baseline, lambda: len(live))
-        ready()
-        await stop
-        server.close()
-    asyncio.run(main())
+    run_asyncio_until_sigterm(
+        lambda loop: loop.create_server(Echo, "127.0.0.1", port, backlog=1024), on_ready)
 
 
 def serve_asyncio_streams(port, measure_idle):
@@ -105,15 +117,8 @@ def serve_asyncio_streams(port, measure_idle):
             pass
         writer.close()
 
-    async def main():
-        loop = asyncio.get_running_loop()
-        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
-        stop = loop.create_future()
-        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
-        ready()
-        await stop
-        server.close()
-    asyncio.run(main())
+    run_asyncio_until_sigterm(
+        lambda loop: asyncio.start_server(handle, "127.0.0.1", port, backlog=1024))
 
 
 def serve_threads(port, measure_idle):
@@ -264,15 +269,8 @@ def serve_asyncio_streams_length(port, measure_idle):
             pass
         writer.close()
 
-    async def main():
-        loop = asyncio.get_running_loop()
-        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
-        stop = loop.create_future()
-        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
-        ready()
-        await stop
-        server.close()
-    asyncio.run(main())
+    run_asyncio_until_sigterm(
+        lambda loop: asyncio.start_server(handle, "127.0.0.1", port, backlog=1024))
 
 
 def serve_asyncio_protocol_length(port, measure_idle):
@@ -291,15 +289,8 @@ def serve_asyncio_protocol_length(port, measure_idle):
             if frames:
                 self.transport.write(self.framer.encode_many(frames))
 
-    async def main():
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(Echo, "127.0.0.1", port, backlog=1024)
-        stop = loop.create_future()
-        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
-        ready()
-        await stop
-        server.close()
-    asyncio.run(main())
+    run_asyncio_until_sigterm(
+        lambda loop: loop.create_server(Echo, "127.0.0.1", port, backlog=1024))
 
 
 def serve_reactor_tls(port, measure_idle):
@@ -329,15 +320,8 @@ def serve_asyncio_tls(port, measure_idle):
         def data_received(self, data):
             self.transport.write(data)
 
-    async def main():
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(Echo, "127.0.0.1", port, ssl=context, backlog=1024)
-        stop = loop.create_future()
-        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
-        ready()
-        await stop
-        server.close()
-    asyncio.run(main())
+    run_asyncio_until_sigterm(
+        lambda loop: loop.create_server(Echo, "127.0.0.1", port, ssl=context, backlog=1024))
 
 
 def serve_reactor_udp(port, measure_idle):
@@ -362,17 +346,12 @@ def serve_asyncio_udp(port, measure_idle):
         def datagram_received(self, data, addr):
             self.transport.sendto(data, addr)
 
-    async def main():
-        loop = asyncio.get_running_loop()
+    async def start(loop):
         transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", port))
         transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
                                                       1 << 22)
-        stop = loop.create_future()
-        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
-        ready()
-        await stop
-        transport.close()
-    asyncio.run(main())
+        return transport
+    run_asyncio_until_sigterm(start)
 
 
 def serve_selectors_minimal_udp(port, measure_idle):

@@ -11,13 +11,11 @@ Models run round-robin within each repeat.
 
 import json
 import os
-import shutil
 import statistics
 import subprocess
-import tempfile
 import time
 
-from .common import print_table, write_json
+from .common import compile_tool, print_table, write_json
 from .echo import free_port, process_cpu_seconds, start_server, stop_server
 from .servers import TLS_MODELS
 
@@ -27,19 +25,7 @@ SCENARIOS = [("echo", 100, 64), ("echo", 100, 16384), ("handshake", 16, 0)]
 
 def build_tls_loadgen():
     """Compile tlsloadgen.c against OpenSSL; return its path, or None if that is not possible."""
-    compiler = shutil.which("gcc") or shutil.which("cc")
-    if compiler is None:
-        return None
-    source = os.path.join(HERE, "tlsloadgen.c")
-    cache = os.path.join(tempfile.gettempdir(), "reactor-bench")
-    os.makedirs(cache, exist_ok=True)
-    binary = os.path.join(cache, "tlsloadgen-%d" % int(os.stat(source).st_mtime))
-    if not os.path.exists(binary):
-        result = subprocess.run([compiler, "-O2", "-o", binary, source, "-lssl", "-lcrypto"],
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            return None
-    return binary
+    return compile_tool(os.path.join(HERE, "tlsloadgen.c"), ["-lssl", "-lcrypto"])
 
 
 def one_run(model, scenario, loadgen, warmup, duration):

@@ -35,7 +35,7 @@ from typing import Any, Deque, Dict, Optional, Tuple
 from .buffers import thread_read_buffer
 from .errors import DatagramTooLargeError, TransportClosedError
 from .loop import EVENT_READ, EVENT_WRITE
-from .policy import DEFAULT_LIMITS, Limits
+from .policy import DEFAULT_LIMITS, Limits, water_marks
 from .streams import TransportState
 from .unix import inode, unlink_if_ours
 
@@ -225,13 +225,7 @@ class DatagramTransport:
     def set_write_buffer_limits(self, high: Optional[int] = None,
                                 low: Optional[int] = None) -> None:
         """Set the water marks (as for streams); raises ValueError unless 0 <= low <= high."""
-        if high is None:
-            high = 4 * low if low is not None else 64 * 1024
-        if low is None:
-            low = high // 4
-        if not 0 <= low <= high:
-            raise ValueError("need 0 <= low (%r) <= high (%r)" % (low, high))
-        self._high_water, self._low_water = high, low
+        self._high_water, self._low_water = water_marks(high, low)
 
     def get_protocol(self) -> Any:
         """Return the protocol this transport calls."""

@@ -62,3 +62,18 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+
+def water_marks(high: Optional[int] = None, low: Optional[int] = None) -> "tuple":
+    """Return ``(high, low)`` with asyncio's defaults filled in, or raise ValueError.
+
+    Defaults: high = 4 x low (64 KiB when both are None); low = high / 4.
+    Raises ``ValueError`` unless 0 <= low <= high.
+    """
+    if high is None:
+        high = 4 * low if low is not None else 64 * 1024
+    if low is None:
+        low = high // 4
+    if not 0 <= low <= high:
+        raise ValueError("need 0 <= low (%r) <= high (%r)" % (low, high))
+    return high, low

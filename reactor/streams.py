@@ -46,7 +46,7 @@ from typing import Any, Dict, Iterable, Optional
 from .buffers import SendBuffer, thread_read_buffer
 from .errors import TransportClosedError
 from .loop import EVENT_READ, EVENT_WRITE
-from .policy import DEFAULT_LIMITS, Limits
+from .policy import DEFAULT_LIMITS, Limits, water_marks
 
 logger = logging.getLogger("reactor")
 
@@ -307,14 +307,7 @@ class StreamTransport:
         Raises ``ValueError`` unless 0 <= low <= high. Takes effect at once:
         a buffer already above the new high mark pauses the protocol.
         """
-        if high is None:
-            high = 4 * low if low is not None else 64 * 1024
-        if low is None:
-            low = high // 4
-        if not 0 <= low <= high:
-            raise ValueError("need 0 <= low (%r) <= high (%r)" % (low, high))
-        self._high_water = high
-        self._low_water = low
+        self._high_water, self._low_water = water_marks(high, low)
         self._check_high_water()
 
     def get_protocol(self) -> Any:
