@@ -38,8 +38,43 @@ SCRIPT = textwrap.dedent("""
     loop.connect_tcp(Client, "127.0.0.1", server.addresses[0][1])
     loop.call_later(10, loop.stop)
     loop.run(stop_on_signals=False)
-    print(received.decode(), sys.version_info[:2])
     server.close()
+
+    # The newer layers too: a framer, a UDP echo and a TLS echo.
+    from reactor.apps.echo import DatagramEchoProtocol
+    from reactor.framing import LengthPrefixFramer
+    from reactor.tls import client_context, server_context
+    framer = LengthPrefixFramer()
+    assert framer.feed(framer.encode(b"frame")[:3]) == []
+    assert framer.feed(framer.encode(b"frame")[3:]) == [b"frame"]
+    datagrams = []
+
+    class Listener(reactor.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            datagrams.append(data)
+    udp_server = loop.listen_udp(DatagramEchoProtocol, "127.0.0.1", 0)
+    udp_client = loop.connect_udp(Listener, "127.0.0.1", udp_server.get_extra_info("sockname")[1])
+    udp_client.sendto(b"datagram")
+    tls_server = loop.listen_tcp(EchoProtocol, "127.0.0.1", 0, ssl=server_context(
+        sys.argv[2] + "/server.pem", sys.argv[2] + "/server.key"))
+    tls_received = bytearray()
+
+    class TLSClient(reactor.Protocol):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            transport.write(b"over tls")
+
+        def data_received(self, data):
+            tls_received.extend(data)
+            if tls_received == b"over tls" and datagrams:
+                loop.stop()
+    loop.connect_tcp(TLSClient, "127.0.0.1", tls_server.addresses[0][1],
+                     ssl=client_context(cafile=sys.argv[2] + "/ca.pem"),
+                     server_hostname="localhost")
+    loop.call_later(10, loop.stop)
+    loop.run(stop_on_signals=False)
+    assert datagrams == [b"datagram"] and tls_received == b"over tls", (datagrams, tls_received)
+    print(received.decode(), sys.version_info[:2])
     loop.close()
 """)
 
@@ -66,11 +101,12 @@ def interpreters():
 
 @pytest.mark.parametrize("python", interpreters())
 def test_vendored_copy_runs_in_isolated_interpreter(python, tmp_path):
-    """A copy of reactor/ alone imports and echoes under `python -I` with no site-packages."""
+    """A copy of reactor/ alone imports and echoes (TCP, UDP, TLS) under `python -I`."""
     vendor = tmp_path / "vendor"
     shutil.copytree(PACKAGE, str(vendor / "reactor"),
                     ignore=shutil.ignore_patterns("__pycache__"))
-    result = subprocess.run([python, "-I", "-c", SCRIPT, str(vendor)],
+    certs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "certs")
+    result = subprocess.run([python, "-I", "-c", SCRIPT, str(vendor), certs],
                             capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ping through a vendored reactor"), result.stdout
