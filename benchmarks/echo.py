@@ -91,31 +91,42 @@ def stop_server(process):
         process.communicate()
 
 
-def one_run(model, scenario, loadgen, warmup, duration, framing="raw"):
-    conns, size, pipeline = scenario
+def measure(model, command, warmup, duration, before=None):
+    """Run ``command`` (a load generator printing JSON) against a fresh ``model`` server.
+
+    ``before(port)`` primes the server first. The server's CPU time is read
+    from /proc across the measured window (after the warm-up). Returns the
+    load generator's JSON and the server CPU seconds spent in the window;
+    the command's "{port}" is replaced by the server's port.
+    """
     port = free_port()
     server = start_server(model, port)
     try:
-        if framing == "raw":
-            prime(port)
-        elif framing == "udp":
-            time.sleep(0.05)
-        command = ([loadgen] if loadgen else [sys.executable, os.path.join(HERE, "pyloadgen.py")])
-        command += ["127.0.0.1", str(port), str(conns), str(size), str(pipeline),
-                    str(warmup), str(duration), framing]
-        client = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        if before is not None:
+            before(port)
+        client = subprocess.Popen([part.replace("{port}", str(port)) for part in command],
+                                  stdout=subprocess.PIPE, text=True)
         time.sleep(warmup)
         cpu_before = process_cpu_seconds(server.pid)
         output, _ = client.communicate(timeout=warmup + duration + 60)
         cpu_after = process_cpu_seconds(server.pid)
     finally:
         stop_server(server)
-    result = json.loads(output)
+    return json.loads(output), cpu_after - cpu_before
+
+
+def one_run(model, scenario, loadgen, warmup, duration, framing="raw"):
+    conns, size, pipeline = scenario
+    command = ([loadgen] if loadgen else [sys.executable, os.path.join(HERE, "pyloadgen.py")])
+    command += ["127.0.0.1", "{port}", str(conns), str(size), str(pipeline),
+                str(warmup), str(duration), framing]
+    before = prime if framing == "raw" else (lambda port: time.sleep(0.05))
+    result, cpu_seconds = measure(model, command, warmup, duration, before)
     requests = max(result["requests"], 1)
     return {
         "requests_per_second": result["requests"] / result["seconds"],
         "p50_us": result["p50_us"], "p99_us": result["p99_us"],
-        "server_cpu_us_per_request": (cpu_after - cpu_before) * 1e6 / requests,
+        "server_cpu_us_per_request": cpu_seconds * 1e6 / requests,
         "loadgen_busy": result["cpu_seconds"] / result["seconds"],
         "errors": result["errors"],
         "lost": result.get("lost", 0),

@@ -9,14 +9,11 @@ with tests/certs/server.pem (EC P-256); the load comes from ``tlsloadgen.c``
 Models run round-robin within each repeat.
 """
 
-import json
 import os
 import statistics
-import subprocess
-import time
 
 from .common import compile_tool, print_table, write_json
-from .echo import free_port, process_cpu_seconds, start_server, stop_server
+from .echo import measure
 from .servers import TLS_MODELS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,23 +27,13 @@ def build_tls_loadgen():
 
 def one_run(model, scenario, loadgen, warmup, duration):
     mode, conns, size = scenario
-    port = free_port()
-    server = start_server(model, port)
-    try:
-        client = subprocess.Popen([loadgen, "127.0.0.1", str(port), str(conns), str(size or 1),
-                                   str(warmup), str(duration), mode],
-                                  stdout=subprocess.PIPE, text=True)
-        time.sleep(warmup)
-        cpu_before = process_cpu_seconds(server.pid)
-        output, _ = client.communicate(timeout=warmup + duration + 60)
-        cpu_after = process_cpu_seconds(server.pid)
-    finally:
-        stop_server(server)
-    result = json.loads(output)
+    command = [loadgen, "127.0.0.1", "{port}", str(conns), str(size or 1),
+               str(warmup), str(duration), mode]
+    result, cpu_seconds = measure(model, command, warmup, duration)
     count = max(result["requests"], 1)
     return {"per_second": result["requests"] / result["seconds"], "p50_us": result["p50_us"],
             "p99_us": result["p99_us"],
-            "server_cpu_us_each": (cpu_after - cpu_before) * 1e6 / count,
+            "server_cpu_us_each": cpu_seconds * 1e6 / count,
             "loadgen_busy": result["cpu_seconds"] / result["seconds"], "errors": result["errors"]}
 
 
