@@ -29,9 +29,10 @@ import logging
 import os
 import socket
 import ssl
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .errors import ConnectError, ConnectRefusedError, ConnectTimeoutError
+from .guard import ClientAuth
 from .loop import EVENT_WRITE
 from .policy import DEFAULT_LIMITS, Limits
 from .streams import StreamTransport
@@ -56,7 +57,8 @@ class Connector:
                  resolve: Optional[Callable[[Any], None]] = None,
                  ssl_context: Optional[ssl.SSLContext] = None,
                  server_hostname: Optional[str] = None,
-                 ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> None:
+                 ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+                 auth: Optional[Dict[str, Any]] = None) -> None:
         self._loop = loop
         self._factory = protocol_factory
         self._family = family
@@ -68,6 +70,7 @@ class Connector:
         self._ssl_context = ssl_context
         self._server_hostname = server_hostname
         self._ssl_handshake_timeout = ssl_handshake_timeout
+        self._auth = auth
         self._addresses: List[Tuple[int, Any]] = []
         self._sock: Optional[socket.socket] = None
         self._address: Any = None
@@ -186,6 +189,10 @@ class Connector:
             self.error = exc
             return
         self.protocol = protocol
+        if self._auth is not None:             # the auth handshake first, then the app
+            protocol = ClientAuth(self._loop, protocol, on_error=self._auth_failed,
+                                  timeout_seconds=self._limits.auth_timeout_seconds,
+                                  **self._auth)
         if self._ssl_context is None:
             self.transport = StreamTransport(self._loop, sock, protocol, self._address, None,
                                              self._limits)
@@ -199,6 +206,14 @@ class Connector:
                            on_handshake_error=self._tls_failed)
         self.transport = tls
         StreamTransport(self._loop, sock, tls, self._address, None, self._limits).start()
+
+    def _auth_failed(self, exc: BaseException) -> None:
+        """Connected, but the server refused our credentials (or never answered)."""
+        self.error = exc
+        if self._on_error is None:
+            logger.warning("authentication with %s failed: %s", self._description, exc)
+            return
+        self._on_error(exc)
 
     def _tls_failed(self, exc: BaseException) -> None:
         """The TCP connect worked but the TLS handshake did not: report it like a connect error."""

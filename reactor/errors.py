@@ -49,6 +49,9 @@ class FramingError(ReactorError, ValueError):
     closed too, since the stream position is no longer known.
     """
 
+    #: The rejection reason a server counts it under (see ``ProtectionError``).
+    reason = "framing"
+
 
 # -- connections ----------------------------------------------------------
 
@@ -74,3 +77,55 @@ class TLSHandshakeTimeoutError(ReactorError, TimeoutError):
 
 class DatagramTooLargeError(ReactorError, ValueError):
     """A datagram is larger than the socket can send in one piece (65,507 B over IPv4 UDP)."""
+
+
+# -- protections (why a server closed a connection) ------------------------
+
+class ProtectionError(ReactorError, ConnectionError):
+    """A server protection closed this connection; ``connection_lost`` receives it.
+
+    ``reason`` is the key the server counts it under in ``stats()``
+    (``rejected_<reason>``) and the name its rate-limited log line uses.
+    """
+
+    reason = "protection"
+
+
+class AccessDeniedError(ProtectionError):
+    """The peer's address is denied by the server's allow/deny lists."""
+
+    reason = "filter"
+
+
+class IdleTimeoutError(ProtectionError, TimeoutError):
+    """No bytes moved either way for ``Limits.idle_timeout_seconds``."""
+
+    reason = "timeout"
+
+
+class FirstFrameTimeoutError(ProtectionError, TimeoutError):
+    """The peer sent no complete first frame within ``Limits.first_frame_timeout_seconds``."""
+
+    reason = "timeout"
+
+
+class RateLimitError(ProtectionError):
+    """The peer sent faster than its rate limit, and the policy is to disconnect."""
+
+    reason = "rate"
+
+
+class SlowConsumerError(ProtectionError):
+    """The peer reads too slowly: our send buffer for it passed a hard or soft cap."""
+
+    reason = "slow_consumer"
+
+
+class AuthenticationError(ProtectionError):
+    """Authentication failed or timed out.
+
+    What the *peer* is told is deliberately generic; the message here (for
+    our logs and the client helper's ``on_error``) may say more.
+    """
+
+    reason = "auth"

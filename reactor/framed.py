@@ -14,20 +14,22 @@ Declare the framer as a class attribute; each connection gets its own
         def frame_received(self, line):
             self.send_frame(line.upper())
 
-Bad input costs one connection, nothing else: on ``FramingError`` the
-reason is logged (logger ``reactor``, with the peer), ``framing_error(exc)``
-runs (override it to send the peer a last word), and the connection is
-closed gracefully, so that last word is flushed before the close.
+Bad input costs one connection, nothing else: on ``FramingError``,
+``framing_error(exc)`` runs (override it to send the peer a last word), then
+``transport.close_with_error(exc)`` closes the connection gracefully, so
+that last word is flushed first. The server counts and logs the reason
+(rate-limited: ten thousand bad clients make two log lines, not ten
+thousand), and ``connection_lost`` receives the ``FramingError``.
+
+``frames_in`` and ``frames_out`` count whole frames each way; servers add
+them to their ``stats()`` and rate limits count messages by them.
 """
 
-import logging
-from typing import Any, Iterable, List, Optional
+from typing import Any, Iterable, List
 
 from .errors import FramingError
 from .framing import Framer, LineFramer
 from .protocols import Protocol
-
-logger = logging.getLogger("reactor")
 
 
 class FramedProtocol(Protocol):
@@ -41,6 +43,9 @@ class FramedProtocol(Protocol):
 
     #: The framer prototype; cloned per connection. Override in subclasses.
     framer: Framer = LineFramer()
+    #: Whole frames received and sent on this connection.
+    frames_in = 0
+    frames_out = 0
 
     def connection_made(self, transport: Any) -> None:
         """Take the transport and a fresh framer; call super() when overriding."""
@@ -56,6 +61,7 @@ class FramedProtocol(Protocol):
             self._framing_failed(exc)
             return
         if frames:
+            self.frames_in += len(frames)
             self.frames_received(frames)
 
     def frames_received(self, frames: List[Any]) -> None:
@@ -77,26 +83,20 @@ class FramedProtocol(Protocol):
     def send_frame(self, frame: Any) -> None:
         """Encode one frame and write it; raises FramingError if it cannot be framed."""
         self.transport.write(self.framer.encode(frame))
+        self.frames_out += 1
 
     def send_frames(self, frames: Iterable[Any]) -> None:
         """Encode several frames and write them with one ``write`` (one syscall at best)."""
+        if not isinstance(frames, (list, tuple)):
+            frames = list(frames)
         self.transport.write(self.framer.encode_many(frames))
+        self.frames_out += len(frames)
 
     def framing_error(self, exc: FramingError) -> None:
         """React to bad input before the connection closes (default: nothing more)."""
 
     def _framing_failed(self, exc: FramingError) -> None:
-        transport = self.transport
-        logger.warning("closing connection from %s: %s",
-                       _peer(transport), exc)
         try:
             self.framing_error(exc)
         finally:
-            transport.close()
-
-
-def _peer(transport: Any) -> Optional[str]:
-    peer = transport.get_extra_info("peername")
-    if isinstance(peer, tuple):
-        return "%s:%s" % (peer[0], peer[1])
-    return peer or "a local peer"
+            self.transport.close_with_error(exc)

@@ -44,31 +44,37 @@ class Reactor(EventLoop):
                    port: int = 0, *, limits: Optional[Limits] = None,
                    max_connections: Optional[int] = None, backlog: Optional[int] = None,
                    reuse_port: bool = False, ssl: Optional[_ssl.SSLContext] = None,
-                   ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> Server:
+                   ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+                   auth: Any = None) -> Server:
         """Listen on ``host:port`` (IPv4 and/or IPv6; None: every interface); port 0 picks one.
 
         ``protocol_factory()`` makes one protocol per accepted connection.
         With ``ssl`` (a server ``SSLContext``) every connection speaks TLS
         and its protocol sees ``connection_made`` after the handshake.
+        With ``auth`` (``reactor.auth.TokenAuth`` or ``PskAuth``) it sees
+        it only after the peer authenticated. ``limits`` holds every other
+        protection (timeouts, rates, per-IP caps, allow/deny lists).
         Raises ``OSError`` naming the address if it cannot bind.
         """
         self._check_open("listen_tcp")
         limits = _with(limits, max_connections=max_connections, backlog=backlog)
         sockets = bind_tcp(host, port, limits, reuse_port)
         return Server(self, protocol_factory, sockets, limits, tcp_nodelay=True,
-                      ssl_context=_server_ssl(ssl), ssl_handshake_timeout=ssl_handshake_timeout)
+                      ssl_context=_server_ssl(ssl), ssl_handshake_timeout=ssl_handshake_timeout,
+                      auth=auth)
 
     def listen_unix(self, protocol_factory: ProtocolFactory, path: str, *,
                     limits: Optional[Limits] = None, max_connections: Optional[int] = None,
                     backlog: Optional[int] = None, ssl: Optional[_ssl.SSLContext] = None,
-                    ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> Server:
+                    ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+                    auth: Any = None) -> Server:
         """Listen on a Unix stream socket at ``path``, replacing a stale socket file safely."""
         self._check_open("listen_unix")
         limits = _with(limits, max_connections=max_connections, backlog=backlog)
         sock = bind_unix(path, limits)
         return Server(self, protocol_factory, [sock], limits, tcp_nodelay=False,
                       unix_path=path, ssl_context=_server_ssl(ssl),
-                      ssl_handshake_timeout=ssl_handshake_timeout)
+                      ssl_handshake_timeout=ssl_handshake_timeout, auth=auth)
 
     # -- clients ------------------------------------------------------------
 
@@ -77,7 +83,8 @@ class Reactor(EventLoop):
                     on_error: Optional[Callable[[BaseException], None]] = None,
                     limits: Optional[Limits] = None, ssl: Any = None,
                     server_hostname: Optional[str] = None,
-                    ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> Connector:
+                    ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+                    auth_token: Any = None, psk: Any = None) -> Connector:
         """Connect to ``host:port`` without blocking; return the :class:`Connector`.
 
         On success the protocol's ``connection_made`` is called; on refusal,
@@ -86,6 +93,11 @@ class Reactor(EventLoop):
         verifying default context) or an ``SSLContext`` adds TLS, checking
         the certificate against ``server_hostname`` (default: ``host``); a
         failed handshake also goes to ``on_error``.
+
+        ``auth_token`` (sent as the first line or frame) or ``psk`` (the
+        challenge-response of ``reactor/auth.py``) does the client's half
+        of a server's auth; a refusal goes to ``on_error`` as an
+        ``AuthenticationError``, and the protocol never sees the connection.
         """
         self._check_open("connect_tcp")
         limits = limits or DEFAULT_LIMITS
@@ -95,7 +107,8 @@ class Reactor(EventLoop):
                               on_error, limits, resolve=self._resolve_in_thread,
                               ssl_context=_client_ssl(ssl),
                               server_hostname=server_hostname or (host if ssl else None),
-                              ssl_handshake_timeout=ssl_handshake_timeout)
+                              ssl_handshake_timeout=ssl_handshake_timeout,
+                              auth=_client_auth(auth_token, psk))
         connector.start()
         return connector
 
@@ -104,7 +117,8 @@ class Reactor(EventLoop):
                      on_error: Optional[Callable[[BaseException], None]] = None,
                      limits: Optional[Limits] = None, ssl: Any = None,
                      server_hostname: Optional[str] = None,
-                     ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> Connector:
+                     ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+                     auth_token: Any = None, psk: Any = None) -> Connector:
         """Connect to the Unix stream socket at ``path``; like ``connect_tcp``.
 
         With ``ssl``, pass the ``server_hostname`` the certificate names (a
@@ -116,7 +130,8 @@ class Reactor(EventLoop):
                               timeout if timeout is not None else limits.connect_timeout_seconds,
                               on_error, limits, ssl_context=_client_ssl(ssl),
                               server_hostname=server_hostname,
-                              ssl_handshake_timeout=ssl_handshake_timeout)
+                              ssl_handshake_timeout=ssl_handshake_timeout,
+                              auth=_client_auth(auth_token, psk))
         connector.start()
         return connector
 
@@ -246,6 +261,14 @@ def _server_ssl(ssl: Any) -> Optional[_ssl.SSLContext]:
         return ssl
     raise TypeError("ssl= for a server takes an ssl.SSLContext with a certificate, got %r"
                     % (ssl,))
+
+
+def _client_auth(token: Any, psk: Any) -> Optional[dict]:
+    if token is not None and psk is not None:
+        raise ValueError("pass auth_token= or psk=, not both")
+    if token is None and psk is None:
+        return None
+    return {"token": token, "psk": psk}
 
 
 def _with(limits: Optional[Limits], **changes: Any) -> Limits:

@@ -3,11 +3,56 @@
 One frozen :class:`Limits` per server (or client) holds them all, with safe
 defaults, so a reader can see in one screen what a connection may cost and
 an operator can change any of it in one place. Nothing here does anything;
-the transports and servers read these numbers where they enforce them.
+the transports, guards and servers read these numbers where they enforce
+them:
+
+=============================  ===============================  =====================
+numbers                        enforced in                      default
+=============================  ===============================  =====================
+water marks, read sizes        ``streams.py``                   64 KiB / 16 KiB
+send buffer hard / soft caps   ``streams.py``                   32 MiB / 8 MiB for 60 s
+accept batch, connections      ``server.py``                    64, no cap
+per-IP cap, allow / deny       ``server.py`` (``access.py``)    off
+idle / first-frame timeouts    ``guard.py``                     off
+auth timeout                   ``guard.py``                     10 s (with auth on)
+rates (token buckets)          ``guard.py`` (``ratelimit.py``)  off
+=============================  ===============================  =====================
+
+Why are timeouts, rates and per-IP caps off by default? Each one closes or
+slows connections that are legitimate in some application (a quiet chat
+member, a bulk upload, a thousand clients behind one NAT), so the right
+number depends on the application; ``python -m reactor echo --help`` shows
+the switches. The caps that are on by default only bound memory, and no
+client that reads what it is sent ever meets them.
 """
 
+import ipaddress
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Any, Optional, Tuple, Union
+
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A token bucket's shape: ``per_second`` units on average, bursts of ``burst``.
+
+    The unit is the field's: bytes for the byte rates, messages (frames, or
+    reads for a raw protocol) for the message rates. ``burst`` defaults to
+    one second's worth.
+    """
+
+    per_second: float
+    burst: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.per_second < float("inf"):
+            raise ValueError("a rate must be a finite number > 0 per second, got %r"
+                             % (self.per_second,))
+        if self.burst is None:
+            object.__setattr__(self, "burst", float(max(self.per_second, 1)))
+        elif not 0 < self.burst < float("inf"):
+            raise ValueError("a burst must be a finite number > 0, got %r" % (self.burst,))
 
 
 @dataclass(frozen=True)
@@ -41,6 +86,54 @@ class Limits:
     #: than a lost one, and the loop must never block).
     datagram_queue_bytes: int = 256 * 1024
 
+    # -- slow consumers (Redis's client-output-buffer-limit) --------------------
+    #: A send buffer above this is dropped at once and the connection closed
+    #: (``SlowConsumerError``). None: no cap.
+    send_buffer_hard_cap_bytes: Optional[int] = 32 * 1024 * 1024
+    #: A send buffer above this for ``send_buffer_soft_cap_seconds`` in a row
+    #: closes the connection too. None: no soft cap.
+    send_buffer_soft_cap_bytes: Optional[int] = 8 * 1024 * 1024
+    send_buffer_soft_cap_seconds: float = 60.0
+
+    # -- who may connect (servers) --------------------------------------------
+    #: Open connections per client address; beyond it new ones are closed at once.
+    max_per_ip: Optional[int] = None
+    #: IPv6 clients are counted by network, not by address: one host usually
+    #: owns a whole /64, and would otherwise get 2**64 separate allowances.
+    ipv6_prefix_length: int = 64
+    #: Networks allowed to connect (CIDR strings or ``ipaddress`` networks);
+    #: empty: everyone not denied. Unix-socket peers are not filtered.
+    allow: Tuple[Any, ...] = ()
+    #: Networks refused; deny wins over allow.
+    deny: Tuple[Any, ...] = ()
+
+    # -- timeouts (servers; one timer per connection, reset on activity) -------
+    #: Close a connection after this long without a byte in either direction.
+    idle_timeout_seconds: Optional[float] = None
+    #: Close a connection that has not completed its first frame this long
+    #: after connecting (the first byte, for raw protocols): slowloris.
+    first_frame_timeout_seconds: Optional[float] = None
+    #: With auth on: close a connection not authenticated this long after connecting.
+    auth_timeout_seconds: float = 10.0
+
+    # -- rate limits (token buckets; see ratelimit.py) --------------------------
+    #: Per connection, bytes received.
+    rate_bytes: Optional[Rate] = None
+    #: Per connection, messages received (frames; one read for raw protocols).
+    rate_messages: Optional[Rate] = None
+    #: Per client address (all its connections together), bytes received.
+    ip_rate_bytes: Optional[Rate] = None
+    #: Per client address, messages received.
+    ip_rate_messages: Optional[Rate] = None
+    #: Over a rate: "shape" (stop reading until the bucket refills; TCP slows
+    #: the sender and nothing is lost) or "disconnect" (``RateLimitError``).
+    rate_action: str = "shape"
+
+    #: Abuse (rejections, timeouts, bad frames) is logged once per reason per
+    #: this interval, plus a count of what was not logged: an attack cannot
+    #: flood the log.
+    abuse_log_interval_seconds: float = 10.0
+
     def __post_init__(self) -> None:
         if not 0 <= self.low_water_bytes <= self.high_water_bytes:
             raise ValueError("need 0 <= low_water_bytes (%d) <= high_water_bytes (%d)"
@@ -52,13 +145,55 @@ class Limits:
         if self.max_connections is not None and self.max_connections < 0:
             raise ValueError("max_connections must be >= 0 or None, got %r"
                              % (self.max_connections,))
-        for name in ("accept_backoff_seconds", "connect_timeout_seconds"):
-            if not getattr(self, name) > 0:
-                raise ValueError("%s must be > 0, got %r" % (name, getattr(self, name)))
+        for name in ("accept_backoff_seconds", "connect_timeout_seconds",
+                     "send_buffer_soft_cap_seconds", "auth_timeout_seconds",
+                     "abuse_log_interval_seconds", "idle_timeout_seconds",
+                     "first_frame_timeout_seconds"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < float("inf"):
+                raise ValueError("%s must be a finite number > 0, got %r" % (name, value))
+        for name in ("max_per_ip", "send_buffer_hard_cap_bytes", "send_buffer_soft_cap_bytes"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError("%s must be >= 1 or None, got %r" % (name, value))
+        if not 0 <= self.ipv6_prefix_length <= 128:
+            raise ValueError("ipv6_prefix_length must be 0-128, got %r"
+                             % (self.ipv6_prefix_length,))
+        if self.rate_action not in ("shape", "disconnect"):
+            raise ValueError("rate_action must be 'shape' or 'disconnect', got %r"
+                             % (self.rate_action,))
+        for name in ("rate_bytes", "rate_messages", "ip_rate_bytes", "ip_rate_messages"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Rate):
+                raise ValueError("%s must be a policy.Rate or None, got %r" % (name, value))
+        object.__setattr__(self, "allow", parse_networks(self.allow, "allow"))
+        object.__setattr__(self, "deny", parse_networks(self.deny, "deny"))
 
     def with_changes(self, **changes: object) -> "Limits":
         """Return a copy with some fields changed (validated again)."""
         return replace(self, **changes)
+
+
+def parse_networks(networks: Any, what: str = "network") -> Tuple[Network, ...]:
+    """Return ``networks`` (CIDR strings or network objects) as a tuple of networks.
+
+    Host bits are allowed (``10.1.2.3/8`` means ``10.0.0.0/8``) and a bare
+    address is a one-address network. Raises ``ValueError`` naming the bad
+    entry.
+    """
+    if isinstance(networks, (str, bytes)):
+        networks = (networks,)
+    parsed = []
+    for entry in networks:
+        if isinstance(entry, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+            parsed.append(entry)
+            continue
+        try:
+            parsed.append(ipaddress.ip_network(entry, strict=False))
+        except (ValueError, TypeError):
+            raise ValueError("%s: %r is not an IPv4 or IPv6 network (CIDR, such as "
+                             "10.0.0.0/8 or 2001:db8::/32)" % (what, entry)) from None
+    return tuple(parsed)
 
 
 DEFAULT_LIMITS = Limits()

@@ -15,9 +15,19 @@ is mostly about the bad days:
   backlog), re-open the spare, and stop accepting for
   ``Limits.accept_backoff_seconds`` on the timer wheel. One warning is
   logged per episode, and one info line when accepting works again.
-* **Over ``max_connections``**: the new connection is accepted and closed at
-  once, and counted; nobody waits in a backlog for a server that will not
-  serve them.
+* **Admission**, right after ``accept()`` and before any protocol code
+  runs: a peer outside the allow list or inside the deny list
+  (``access.py``), a connection over ``max_connections``, or over
+  ``max_per_ip`` for its client address, is closed at once and counted;
+  nobody waits in a backlog for a server that will not serve them.
+* **Guards**: when the limits ask for timeouts, rate limits or auth, each
+  connection's protocol sits behind a ``Guard`` (``guard.py``), which
+  enforces them per connection.
+
+Every refusal and every close for a reason (``close_with_error``) is
+counted in ``stats()`` under ``rejected_<reason>`` and logged through the
+server's ``AbuseLog`` (``monitor.py``): at most one line per reason per
+interval plus a summary, so an attack cannot flood the log.
 
 Shutdown: ``close()`` stops listening and leaves connections alone;
 ``shutdown(grace)`` also asks each connection to ``close()`` (flush, then
@@ -29,12 +39,16 @@ import logging
 import os
 import socket
 import ssl
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from .access import AccessFilter, client_key
+from .errors import AccessDeniedError, ProtectionError
+from .guard import ClientRecord, Guard, needs_guard
 from .loop import EVENT_READ
+from .monitor import REJECTION_REASONS, AbuseLog, format_stats
 from .policy import DEFAULT_LIMITS, Limits
 from .streams import StreamTransport
-from .tls import DEFAULT_HANDSHAKE_TIMEOUT, TLSTransport
+from .tls import DEFAULT_HANDSHAKE_TIMEOUT, TLSTransport, describe_tls_error
 from .unix import inode, remove_stale_socket, unlink_if_ours
 
 logger = logging.getLogger("reactor")
@@ -56,13 +70,16 @@ class Server:
 
     Made by ``Reactor.listen_tcp`` / ``listen_unix``. ``sockets`` are the
     listening sockets; ``len(server)`` is the number of open connections.
+    ``auth`` (``auth.TokenAuth`` or ``auth.PskAuth``) makes every
+    connection authenticate before its protocol sees it.
     """
 
     def __init__(self, loop: Any, protocol_factory: Callable[[], Any],
                  sockets: List[socket.socket], limits: Limits = DEFAULT_LIMITS,
                  tcp_nodelay: bool = True, unix_path: Optional[str] = None,
                  ssl_context: Optional[ssl.SSLContext] = None,
-                 ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> None:
+                 ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+                 auth: Any = None) -> None:
         self._loop = loop
         self._factory = protocol_factory
         self.sockets = list(sockets)
@@ -73,7 +90,15 @@ class Server:
         self._ssl_handshake_timeout = ssl_handshake_timeout
         self._unix_inode = inode(unix_path) if unix_path else None
         self._listeners = [_Listener(self, sock) for sock in self.sockets]
-        self._connections: Set[StreamTransport] = set()
+        self._auth = auth
+        self._filter = AccessFilter(limits.allow, limits.deny)
+        self._guarded = needs_guard(limits, auth)
+        #: open connection -> (its application protocol, its client's record)
+        self._connections: Dict[StreamTransport, Tuple[Any, Optional[ClientRecord]]] = {}
+        #: client key (address, or IPv6 /64) -> what its connections share
+        self._clients: Dict[str, ClientRecord] = {}
+        self._abuse = AbuseLog(limits.abuse_log_interval_seconds)
+        self._abuse_timer: Any = None
         self._spare_fd: Optional[int] = _open_spare_fd()
         self._starved = False
         self._backoff_timer: Any = None
@@ -81,10 +106,13 @@ class Server:
         self._shutdown_timer: Any = None
         self._on_shutdown: Optional[Callable[[], None]] = None
         self._counters: Dict[str, int] = {
-            "accepted": 0, "peak_connections": 0, "rejected_max_connections": 0,
-            "rejected_out_of_fds": 0, "out_of_fds_episodes": 0, "aborted_at_shutdown": 0,
-            "tls_handshake_failed": 0,
+            "accepted": 0, "peak_connections": 0, "out_of_fds_episodes": 0,
+            "aborted_at_shutdown": 0,
+            # traffic of connections already closed (stats() adds the open ones')
+            "bytes_in": 0, "bytes_out": 0, "frames_in": 0, "frames_out": 0,
         }
+        for reason in REJECTION_REASONS:
+            self._counters["rejected_" + reason] = 0
         for listener in self._listeners:
             listener.watch()
 
@@ -101,8 +129,22 @@ class Server:
         return list(self._connections)
 
     def stats(self) -> Dict[str, int]:
-        """Return counters: open, peak and accepted connections, rejections by reason."""
-        return dict(self._counters, connections=len(self._connections))
+        """Return counters: open, peak and accepted connections, rejections by reason,
+        and bytes and frames in and out (TLS: bytes on the wire, encrypted).
+
+        Costs O(open connections): the traffic of open connections is summed
+        here rather than counted centrally on every read.
+        """
+        stats = dict(self._counters, connections=len(self._connections),
+                     clients=len(self._clients))
+        for transport, (protocol, _) in self._connections.items():
+            _add_traffic(stats, transport, protocol)
+        return stats
+
+    def log_stats(self) -> None:
+        """Log one line of ``stats()`` (the CLI does it every ``--stats-interval`` and on SIGUSR1)."""
+        logger.info("stats %s: %s", ", ".join(_describe(s) for s in self.sockets) or "closed",
+                    format_stats(self.stats()))
 
     def is_serving(self) -> bool:
         """Tell whether the server still accepts connections."""
@@ -118,6 +160,9 @@ class Server:
             listener.sock.close()
         if self._backoff_timer is not None:
             self._backoff_timer.cancel()
+        if self._abuse_timer is not None:
+            self._abuse_timer.cancel()
+            self._abuse.flush(float("inf"))
         if self._spare_fd is not None:
             os.close(self._spare_fd)
             self._spare_fd = None
@@ -143,9 +188,21 @@ class Server:
 
     def connection_closed(self, transport: StreamTransport) -> None:
         """Forget a closed connection (called by its transport, once)."""
-        self._connections.discard(transport)
+        entry = self._connections.pop(transport, None)
+        if entry is not None:
+            protocol, client = entry
+            _add_traffic(self._counters, transport, protocol)
+            if client is not None:
+                client.connections -= 1
+                if not client.connections:
+                    del self._clients[client.key]
         if not self._connections and self._on_shutdown is not None:
             self._finish_shutdown()
+
+    def report_closing(self, transport: Any, exc: BaseException) -> None:
+        """Count and log (rate-limited) a connection closed for a reason (by ``close_with_error``)."""
+        reason = getattr(exc, "reason", "protection")
+        self._reject(reason, transport.get_extra_info("peername"), exc)
 
     def accept_ready(self, listener: "_Listener") -> None:
         """Accept up to one batch of pending connections on ``listener``."""
@@ -173,11 +230,29 @@ class Server:
     # -- internals ------------------------------------------------------------
 
     def _start_connection(self, conn: socket.socket, address: Any) -> None:
-        limit = self._limits.max_connections
-        if limit is not None and len(self._connections) >= limit:
-            self._counters["rejected_max_connections"] += 1
+        limits = self._limits
+        if self._filter and not self._filter.allows(address):
             conn.close()
+            self._reject("filter", address, AccessDeniedError("address not allowed"))
             return
+        if limits.max_connections is not None and len(self._connections) >= limits.max_connections:
+            conn.close()
+            self._reject("max_connections", address, ProtectionError(
+                "%d connections open, the server's limit" % limits.max_connections))
+            return
+        client = None
+        if limits.max_per_ip is not None or self._guarded:
+            key = client_key(address, limits.ipv6_prefix_length)
+            if key is not None:
+                client = self._clients.get(key)
+                if client is None:
+                    client = ClientRecord(key, limits, self._loop.time())
+                elif limits.max_per_ip is not None and client.connections >= limits.max_per_ip:
+                    conn.close()
+                    self._reject("per_ip", address, ProtectionError(
+                        "%d connections open from %s, the per-client limit"
+                        % (limits.max_per_ip, key)))
+                    return
         conn.setblocking(False)
         if self._tcp_nodelay:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -187,20 +262,46 @@ class Server:
             self._loop._report(exc, self._factory, "protocol factory")
             conn.close()
             return
+        app = protocol
+        if self._guarded:
+            protocol = Guard(self._loop, protocol, limits, client, self._auth)
         if self._ssl_context is not None:
             protocol = TLSTransport(self._loop, self._ssl_context, protocol, server_side=True,
                                     handshake_timeout=self._ssl_handshake_timeout,
-                                    on_handshake_error=self._tls_failed)
-        transport = StreamTransport(self._loop, conn, protocol, address, self, self._limits)
-        self._connections.add(transport)
+                                    on_handshake_error=self._tls_failed_for(address))
+        transport = StreamTransport(self._loop, conn, protocol, address, self, limits)
+        if client is not None:
+            if not client.connections:
+                self._clients[client.key] = client
+            client.connections += 1
+        self._connections[transport] = (app, client)
         counters = self._counters
         counters["accepted"] += 1
         if len(self._connections) > counters["peak_connections"]:
             counters["peak_connections"] = len(self._connections)
         transport.start()
 
-    def _tls_failed(self, exc: BaseException) -> None:
-        self._counters["tls_handshake_failed"] += 1
+    def _tls_failed_for(self, address: Any) -> Callable[[BaseException], None]:
+        def tls_failed(exc: BaseException) -> None:
+            self._reject("tls_handshake", address, describe_tls_error(exc))
+        return tls_failed
+
+    def _reject(self, reason: str, address: Any, why: Any) -> None:
+        """Count a refusal or a close for ``reason``; log it through the rate-limited abuse log."""
+        self._counters["rejected_" + reason] = self._counters.get("rejected_" + reason, 0) + 1
+        now = self._loop.time()
+        peer = _format_peer(address)
+        self._abuse.record(reason, client_key(address, self._limits.ipv6_prefix_length), now,
+                           "closing connection from %s (%s): %s", peer, reason, why)
+        if self._abuse_timer is None and self._abuse.next_flush() is not None:
+            self._abuse_timer = self._loop.call_at(self._abuse.next_flush(), self._flush_abuse)
+
+    def _flush_abuse(self) -> None:
+        self._abuse_timer = None
+        self._abuse.flush(self._loop.time())
+        due = self._abuse.next_flush()
+        if due is not None and not self._closed:
+            self._abuse_timer = self._loop.call_at(due, self._flush_abuse)
 
     def _out_of_fds(self, listener: "_Listener", exc: OSError) -> None:
         """Shed one pending connection using the spare fd, then pause accepting."""
@@ -345,6 +446,20 @@ def bind_unix(path: str, limits: Limits) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _add_traffic(totals: Dict[str, int], transport: StreamTransport, protocol: Any) -> None:
+    totals["bytes_in"] += transport.bytes_received
+    totals["bytes_out"] += transport.bytes_sent
+    totals["frames_in"] += getattr(protocol, "frames_in", 0)
+    totals["frames_out"] += getattr(protocol, "frames_out", 0)
+
+
+def _format_peer(address: Any) -> str:
+    if isinstance(address, tuple):
+        host = address[0]
+        return "[%s]:%d" % (host, address[1]) if ":" in host else "%s:%d" % (host, address[1])
+    return str(address) or "a local peer"
 
 
 def _open_spare_fd() -> Optional[int]:

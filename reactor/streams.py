@@ -27,6 +27,17 @@ Flow control, both ways:
 * our receiving: ``pause_reading()`` drops read interest, so the kernel's
   receive buffer fills and TCP tells the peer to slow down.
 
+Slow consumers (Redis's client-output-buffer-limit): a protocol that keeps
+writing to a peer that does not read would grow the send buffer without
+bound. Above ``Limits.send_buffer_hard_cap_bytes`` the buffer is dropped
+and the connection closed at once; above ``send_buffer_soft_cap_bytes`` for
+``send_buffer_soft_cap_seconds`` in a row, too. Either way the protocol's
+``connection_lost`` gets a :class:`~reactor.errors.SlowConsumerError`.
+
+``close_with_error(exc)`` is how any layer closes a connection *because of*
+something (a bad frame, a timeout, a failed login): the owner (a server)
+counts and logs it by ``exc.reason``, and ``connection_lost`` gets ``exc``.
+
 Lifecycle (``TransportState``)::
 
     OPEN --close()--> CLOSING --send buffer drained--> CLOSED
@@ -44,7 +55,7 @@ import socket
 from typing import Any, Dict, Iterable, Optional
 
 from .buffers import SendBuffer, thread_read_buffer
-from .errors import TransportClosedError
+from .errors import SlowConsumerError, TransportClosedError
 from .loop import EVENT_READ, EVENT_WRITE
 from .policy import DEFAULT_LIMITS, Limits, water_marks
 
@@ -59,6 +70,10 @@ CONNECTION_ERRNOS = frozenset(
     if hasattr(errno, name))
 
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
+_INF = float("inf")
+#: How long ``close_with_error`` waits for queued bytes to drain before it
+#: aborts: a peer that stops reading must not hold a closing connection open.
+CLOSE_LINGER_SECONDS = 5.0
 
 
 class TransportState(enum.Enum):
@@ -79,14 +94,18 @@ class StreamTransport:
 
     Created by servers and clients, not by applications. ``owner`` (a
     server, or None) is told ``connection_closed(transport)`` when the
-    socket closes, so it can keep its count of open connections.
+    socket closes, so it can keep its count of open connections, and
+    ``report_closing(transport, exc)`` when something closes it for a reason.
+    ``bytes_received`` and ``bytes_sent`` count what crossed the socket.
     """
 
     __slots__ = ("_loop", "_sock", "_fd", "_protocol", "_state", "_events",
                  "_send_buffer", "_high_water", "_low_water", "_writing_paused",
                  "_reading_paused", "_eof_pending", "_eof_sent", "_eof_received",
                  "_closed_locally", "_peername", "_owner", "_read_view",
-                 "_max_read_per_event", "_extra", "__weakref__")
+                 "_max_read_per_event", "_extra", "bytes_received", "bytes_sent",
+                 "_hard_cap", "_soft_cap", "_soft_cap_seconds", "_soft_cap_timer",
+                 "_over_soft_cap_since", "_lost_error", "__weakref__")
 
     def __init__(self, loop: Any, sock: socket.socket, protocol: Any,
                  peername: Any = None, owner: Any = None,
@@ -112,6 +131,15 @@ class StreamTransport:
         self._read_view = thread_read_buffer(limits.read_chunk_bytes)
         self._max_read_per_event = limits.max_read_per_event_bytes
         self._extra = extra
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        hard_cap, soft_cap = limits.send_buffer_hard_cap_bytes, limits.send_buffer_soft_cap_bytes
+        self._hard_cap = hard_cap if hard_cap is not None else _INF
+        self._soft_cap = soft_cap if soft_cap is not None else _INF
+        self._soft_cap_seconds = limits.send_buffer_soft_cap_seconds
+        self._soft_cap_timer: Any = None
+        self._over_soft_cap_since: Optional[float] = None
+        self._lost_error: Optional[BaseException] = None
 
     def start(self) -> None:
         """Call ``connection_made``, then start reading (unless the protocol paused or closed)."""
@@ -143,6 +171,7 @@ class StreamTransport:
         if not received:
             self._peer_eof()
             return
+        self.bytes_received += received
         self._protocol.data_received(view[:received].tobytes())
         if received == len(view):
             self._read_more()
@@ -163,6 +192,7 @@ class StreamTransport:
             if not received:
                 self._peer_eof()
                 return
+            self.bytes_received += received
             self._protocol.data_received(view[:received].tobytes())
             if received < chunk_size:
                 return
@@ -184,6 +214,9 @@ class StreamTransport:
             self._fatal_error(exc)
             return
         buffer.advance(sent)
+        self.bytes_sent += sent
+        if self._over_soft_cap_since is not None and buffer.nbytes <= self._soft_cap:
+            self._over_soft_cap_since = None
         if self._writing_paused and buffer.nbytes <= self._low_water:
             self._writing_paused = False
             self._call_protocol("resume_writing")    # may write more, or close us
@@ -225,6 +258,7 @@ class StreamTransport:
             except OSError as exc:
                 self._fatal_error(exc)
                 return
+            self.bytes_sent += sent
             if sent == len(data):
                 return
         else:
@@ -272,6 +306,31 @@ class StreamTransport:
         self._send_buffer = None
         self._close_now(None)
 
+    def close_with_error(self, exc: BaseException, flush: bool = True) -> None:
+        """Close because of ``exc`` (a bad frame, a timeout): report it, then close.
+
+        The owner (a server) counts and logs ``exc`` under ``exc.reason``;
+        without one it is logged here. ``connection_lost`` receives ``exc``.
+        With ``flush``, queued bytes (a last error message) are sent first,
+        for at most ``CLOSE_LINGER_SECONDS``; without, they are dropped. Later
+        ``write()`` calls are ignored rather than refused: the protocol did
+        not close the connection, so it should not have to expect this.
+        """
+        if self._state is _CLOSED or self._lost_error is not None:
+            return
+        self._lost_error = exc
+        if self._owner is not None:
+            self._owner.report_closing(self, exc)
+        else:
+            logger.warning("closing connection to %s: %s", self._describe_peer(), exc)
+        if self._send_buffer is None or not flush:
+            self._send_buffer = None
+            self._close_now(None)
+            return
+        self._state = _CLOSING
+        self._update_interest()
+        self._loop.call_later(CLOSE_LINGER_SECONDS, self._linger_expired)
+
     def is_closing(self) -> bool:
         """Tell whether ``close()``/``abort()`` was called or the connection ended."""
         return self._state is not _OPEN
@@ -314,6 +373,10 @@ class StreamTransport:
         """Return the protocol this transport calls."""
         return self._protocol
 
+    def set_protocol(self, protocol: Any) -> None:
+        """Call ``protocol`` from now on (a layer that finished its work hands over)."""
+        self._protocol = protocol
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """Return ``peername``, ``sockname``, ``socket`` or another named detail, else ``default``."""
         if name == "peername":
@@ -349,7 +412,43 @@ class StreamTransport:
             self._update_interest()
         else:
             buffer.append(chunk)
-        self._check_high_water()
+        self._check_high_water()                  # may call the protocol, which may close us
+        if ((buffer.nbytes > self._soft_cap or buffer.nbytes > self._hard_cap)
+                and self._state is not _CLOSED):
+            self._check_send_caps(buffer.nbytes)
+
+    def _check_send_caps(self, nbytes: int) -> None:
+        """The buffer passed the soft cap: start its clock, or close if past the hard cap."""
+        if nbytes > self._hard_cap:
+            self.close_with_error(SlowConsumerError(
+                "%d bytes queued for a peer that does not read them, over the %d-byte hard cap"
+                % (nbytes, self._hard_cap)), flush=False)
+        elif self._over_soft_cap_since is None:
+            now = self._loop.time()
+            self._over_soft_cap_since = now
+            if self._soft_cap_timer is None:
+                self._soft_cap_timer = self._loop.call_later(self._soft_cap_seconds,
+                                                             self._soft_cap_expired)
+            else:
+                self._soft_cap_timer.reset(self._soft_cap_seconds)
+
+    def _soft_cap_expired(self) -> None:
+        """The soft-cap timer fired: close if the buffer stayed over the cap all along."""
+        since = self._over_soft_cap_since
+        if since is None or self._state is _CLOSED:
+            return                                   # drained in time; timer idles until reused
+        remaining = since + self._soft_cap_seconds - self._loop.time()
+        if remaining > 0:
+            self._soft_cap_timer.reset(remaining)     # drained and refilled meanwhile
+            return
+        self.close_with_error(SlowConsumerError(
+            "over %d bytes queued for %.3g s: the peer reads too slowly"
+            % (self._soft_cap, self._soft_cap_seconds)), flush=False)
+
+    def _linger_expired(self) -> None:
+        if self._state is not _CLOSED:
+            self._send_buffer = None
+            self._close_now(None)
 
     def _check_high_water(self) -> None:
         if not self._writing_paused and self.get_write_buffer_size() > self._high_water:
@@ -420,9 +519,11 @@ class StreamTransport:
             self._loop._rewatch(self._fd, 0, self)
             self._events = 0
         self._sock.close()
+        if self._soft_cap_timer is not None:
+            self._soft_cap_timer.cancel()
         if self._owner is not None:
             self._owner.connection_closed(self)
-        self._loop.call_soon(self._call_connection_lost, exc)
+        self._loop.call_soon(self._call_connection_lost, exc or self._lost_error)
 
     def _call_connection_lost(self, exc: Optional[BaseException]) -> None:
         protocol = self._protocol
@@ -431,6 +532,12 @@ class StreamTransport:
         finally:
             self._protocol = _LostProtocol
             self._owner = None
+
+    def _describe_peer(self) -> str:
+        peer = self.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            return "[%s]:%s" % peer[:2] if ":" in peer[0] else "%s:%s" % peer[:2]
+        return peer or "a local peer"
 
     def _call_protocol(self, method: str) -> None:
         """Call a flow-control method on the protocol; a failure aborts this connection."""

@@ -191,6 +191,24 @@ class TLSTransport:
         self._state = TLSState.CLOSING
         self._send_close_notify()
 
+    def close_with_error(self, exc: BaseException, flush: bool = True) -> None:
+        """Close because of ``exc``: the app's ``connection_lost`` gets it, the owner counts it.
+
+        With ``flush``, what is queued goes out with our close_notify, but
+        we do not wait for the peer's (it may be the reason we are closing).
+        """
+        if self._state is TLSState.CLOSED or self._raw is None:
+            return
+        self._lost_reason = exc
+        if flush and self._state is TLSState.OPEN:
+            self._state = TLSState.CLOSING
+            try:
+                self._sslobj.unwrap()
+            except ssl.SSLError:
+                pass                              # ours is written; theirs is not awaited
+            self._flush()
+        self._raw.close_with_error(exc, flush)
+
     def abort(self) -> None:
         """Close the socket now, without close_notify, dropping what is queued."""
         self._closed_locally = True
@@ -234,6 +252,10 @@ class TLSTransport:
     def get_protocol(self) -> Any:
         """Return the application protocol."""
         return self._app
+
+    def set_protocol(self, protocol: Any) -> None:
+        """Call ``protocol`` from now on (a layer that finished its work hands over)."""
+        self._app = protocol
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """Return TLS details (``ssl_object``, ``peercert``, ``cipher``,
@@ -353,8 +375,10 @@ class TLSTransport:
             self._state = TLSState.CLOSED
             if self._raw is not None:
                 self._raw.abort()
-        logger.warning("TLS handshake with %s failed: %s", self._peer(), describe_tls_error(exc))
         callback, self._on_handshake_error = self._on_handshake_error, None
+        if callback is None or not self._server_side:    # a server logs it, rate-limited
+            logger.warning("TLS handshake with %s failed: %s", self._peer(),
+                           describe_tls_error(exc))
         if callback is not None:
             callback(exc)
 

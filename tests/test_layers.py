@@ -12,10 +12,11 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "reactor"
 #: The layer table of DESIGN.md; a module may import only from its own layer or below.
 LAYERS = {
     "errors": 0, "clock": 0, "buffers": 0, "framing": 0, "policy": 0,
+    "ratelimit": 0, "access": 0, "auth": 0, "monitor": 0,
     "timers": 1, "wheel": 1, "protocols": 1, "framed": 1,
     "loop": 2,
     "streams": 3, "tcp": 3, "unix": 3, "udp": 3, "datagrams": 3,
-    "tls": 4,
+    "tls": 4, "guard": 4,
     "server": 5, "client": 5, "network": 5,
     "cli": 6, "__main__": 6, "apps": 6, "__init__": 6,
 }

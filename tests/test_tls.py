@@ -100,7 +100,7 @@ def test_tls_echo_200_connections_byte_for_byte(loop):
         assert client.mismatch is None and client.checked == 256 * 1024, i
         assert client.lost_with is None, (i, client.lost_with)
     run_until(loop, lambda: len(server) == 0)
-    assert server.stats()["tls_handshake_failed"] == 0
+    assert server.stats()["rejected_tls_handshake"] == 0
     server.close()
 
 
@@ -252,7 +252,7 @@ def test_client_rejects_bad_certificates(loop, name, needle, caplog):
         connector = loop.connect_tcp(Never, "127.0.0.1", server.addresses[0][1],
                                      ssl=client_ctx(), on_error=errors.append)
         run_until(loop, lambda: errors)
-        run_until(loop, lambda: server.stats()["tls_handshake_failed"] == 1)
+        run_until(loop, lambda: server.stats()["rejected_tls_handshake"] == 1)
     assert isinstance(errors[0], ssl.SSLCertVerificationError), errors
     assert needle in str(errors[0]).lower()
     assert made == [] and connector.error is errors[0]
@@ -268,7 +268,7 @@ def test_plaintext_to_tls_port_is_refused_and_server_goes_on(loop, caplog):
     with caplog.at_level(logging.WARNING, logger="reactor"):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as plain:
             plain.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            run_until(loop, lambda: server.stats()["tls_handshake_failed"] == 1)
+            run_until(loop, lambda: server.stats()["rejected_tls_handshake"] == 1)
             plain.settimeout(5)
             try:
                 leftovers = plain.recv(1000)
@@ -294,7 +294,7 @@ def test_stalled_handshake_is_dropped_at_the_timeout(loop, caplog):
     with caplog.at_level(logging.WARNING, logger="reactor"):
         with socket.create_connection(server.addresses[0][:2], timeout=5) as stalled:
             stalled.sendall(b"\x16\x03\x01")          # the first bytes of a ClientHello
-            run_until(loop, lambda: server.stats()["tls_handshake_failed"] == 1, timeout=10)
+            run_until(loop, lambda: server.stats()["rejected_tls_handshake"] == 1, timeout=10)
             elapsed = time.monotonic() - started
             stalled.settimeout(5)
             try:

@@ -1,0 +1,499 @@
+"""The guard: per-connection protections between a transport and the application.
+
+A server with timeouts, rate limits or auth puts a :class:`Guard` between
+each connection's transport and its protocol. Like the TLS layer, it has two
+faces: to the transport below it is the protocol, to the application it is
+the transport::
+
+    StreamTransport / TLSTransport --data_received--> Guard --data_received--> app
+                                   <------write------       <-----write-------
+
+On the way through it enforces, per connection (numbers from ``Limits``):
+
+==================  ===================================================
+auth                the app sees ``connection_made`` only after the peer
+                    passed the handshake (``auth.py``); failure or
+                    silence until ``auth_timeout_seconds``: one generic
+                    error line, then close
+first frame         no complete frame (no byte, for raw protocols)
+                    within ``first_frame_timeout_seconds``: close
+idle                no byte received and nothing written for
+                    ``idle_timeout_seconds``: close
+rates               token buckets (``ratelimit.py``) for this connection
+                    and for its client address, in bytes and messages;
+                    in debt: stop reading until repaid ("shape"), or close
+==================  ===================================================
+
+**One timer per connection, reset, never re-created.** Every deadline
+(auth, first frame, idle) is served by one wheel timer. Activity only
+records ``now`` in ``_last_activity``, an attribute write; when the timer
+fires it compares the deadline with that record and, if the connection was
+active meanwhile, resets itself to the new deadline. So a busy connection
+costs one timer firing per idle period, not one timer operation per read,
+and a connection is closed no earlier than its deadline and at most one
+wheel tick later. The rate limiter has its own timer (the end of a pause),
+made on the first pause and reset for every later one.
+
+The app may pause reading for its own reasons (backpressure) while the
+guard pauses it for rate limiting; the transport reads only when neither
+has paused it.
+
+Every close for a reason goes through ``close_with_error``, so the server
+counts it under the error's ``reason`` and logs it, rate-limited.
+"""
+
+import enum
+import logging
+from typing import Any, Optional
+
+from .auth import FAILURE_MESSAGE, parse_challenge, psk_answer
+from .errors import (AuthenticationError, FirstFrameTimeoutError, IdleTimeoutError,
+                     RateLimitError)
+from .framed import FramedProtocol
+from .policy import Limits
+from .ratelimit import bucket
+
+logger = logging.getLogger("reactor")
+
+
+class GuardState(enum.Enum):
+    """Where a guarded connection is: authenticating, open (the app sees it), or closed."""
+
+    AUTHENTICATING = "authenticating"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+_AUTHENTICATING = GuardState.AUTHENTICATING
+_OPEN = GuardState.OPEN
+_CLOSED = GuardState.CLOSED
+
+
+class ClientRecord:
+    """What one client address shares across its connections: a count and rate buckets."""
+
+    __slots__ = ("key", "connections", "bytes_bucket", "messages_bucket")
+
+    def __init__(self, key: str, limits: Limits, now: float) -> None:
+        self.key = key
+        self.connections = 0
+        self.bytes_bucket = bucket(limits.ip_rate_bytes, now)
+        self.messages_bucket = bucket(limits.ip_rate_messages, now)
+
+
+def needs_guard(limits: Limits, auth: Any) -> bool:
+    """Tell whether ``limits`` and ``auth`` ask for anything only a guard can enforce."""
+    return bool(auth is not None or limits.idle_timeout_seconds or
+                limits.first_frame_timeout_seconds or limits.rate_bytes or
+                limits.rate_messages or limits.ip_rate_bytes or limits.ip_rate_messages)
+
+
+class Guard:
+    """One connection's protections; see the module docstring.
+
+    ``client`` is the connection's :class:`ClientRecord` (or None for a
+    Unix peer), whose buckets it charges alongside its own.
+    """
+
+    __slots__ = ("_loop", "_clock", "_app", "_transport", "_state", "_framed",
+                 "_handshake", "_timer", "_auth_deadline", "_first_frame_deadline",
+                 "_idle_seconds", "_last_activity", "_buckets", "_disconnect_on_rate",
+                 "_rate_timer", "_shaping", "_app_paused", "_limits")
+
+    def __init__(self, loop: Any, app: Any, limits: Limits, client: Optional[ClientRecord],
+                 auth: Any = None) -> None:
+        self._loop = loop
+        self._clock = loop.time
+        self._app = app
+        self._limits = limits
+        self._transport: Any = None
+        self._state = _AUTHENTICATING if auth is not None else _OPEN
+        self._framed = isinstance(app, FramedProtocol)
+        self._handshake = (auth.server_handshake(app.framer.clone() if self._framed else None)
+                           if auth is not None else None)
+        self._timer: Any = None
+        self._auth_deadline = 0.0
+        self._first_frame_deadline: Optional[float] = None
+        self._idle_seconds = limits.idle_timeout_seconds
+        self._last_activity = 0.0
+        now = self._clock()
+        buckets = [bucket(limits.rate_bytes, now), bucket(limits.rate_messages, now)]
+        if client is not None:
+            buckets += [client.bytes_bucket, client.messages_bucket]
+        # (bucket, counts messages?) for the buckets that exist; empty: no rate limits.
+        self._buckets = tuple((b, i % 2 == 1) for i, b in enumerate(buckets) if b is not None)
+        self._disconnect_on_rate = limits.rate_action == "disconnect"
+        self._rate_timer: Any = None
+        self._shaping = False
+        self._app_paused = False
+
+    # -- the lower transport's protocol face ------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        """Start the deadlines, and the handshake or the app."""
+        self._transport = transport
+        now = self._last_activity = self._clock()
+        limits = self._limits
+        if limits.first_frame_timeout_seconds:
+            self._first_frame_deadline = now + limits.first_frame_timeout_seconds
+        if self._handshake is not None:
+            self._auth_deadline = now + limits.auth_timeout_seconds
+            self._arm(now)
+            if self._handshake.greeting:
+                transport.write(self._handshake.greeting)
+            return
+        self._arm(now)
+        self._start_app()
+
+    def data_received(self, data: bytes) -> None:
+        """Note the activity, pass the bytes on, then charge the rate buckets."""
+        # Hot path: once per read of a guarded connection. The common case is
+        # one clock read, one attribute write and the app's own call.
+        now = self._clock()
+        self._last_activity = now
+        if self._state is not _OPEN:
+            if self._state is _AUTHENTICATING:
+                self._authenticate(data)
+            return
+        app = self._app
+        if self._framed:
+            frames_before = app.frames_in
+            app.data_received(data)
+            messages = app.frames_in - frames_before
+            if messages and self._first_frame_deadline is not None:
+                self._first_frame_deadline = None
+        else:
+            app.data_received(data)
+            messages = 1
+            self._first_frame_deadline = None
+        if self._buckets:
+            self._charge(len(data), messages, now)
+
+    def eof_received(self) -> Optional[bool]:
+        """Pass the peer's half-close on; during auth it simply ends the connection."""
+        if self._state is _OPEN:
+            return self._app.eof_received()
+        return None
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        """Stop the timers and tell the app, if it ever saw ``connection_made``."""
+        state, self._state = self._state, _CLOSED
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._rate_timer is not None:
+            self._rate_timer.cancel()
+        if state is _OPEN:
+            self._app.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """The lower send buffer is full: pass it on to the app."""
+        if self._state is _OPEN:
+            self._app.pause_writing()
+
+    def resume_writing(self) -> None:
+        """The lower send buffer drained: pass it on to the app."""
+        if self._state is _OPEN:
+            self._app.resume_writing()
+
+    # -- the application's transport face -------------------------------------------
+
+    def write(self, data: Any) -> None:
+        """Write through to the transport; writing counts as activity."""
+        # Hot path: every response of a guarded connection.
+        self._last_activity = self._clock()
+        self._transport.write(data)
+
+    def writelines(self, chunks: Any) -> None:
+        """Write several chunks as one."""
+        self.write(b"".join(chunks))
+
+    def write_eof(self) -> None:
+        """Half-close, if the transport below can."""
+        self._transport.write_eof()
+
+    def can_write_eof(self) -> bool:
+        """Tell whether the transport below can half-close."""
+        return self._transport.can_write_eof()
+
+    def close(self) -> None:
+        """Close the connection after what is queued."""
+        self._transport.close()
+
+    def close_with_error(self, exc: BaseException, flush: bool = True) -> None:
+        """Close because of ``exc``; the server counts it, the app's ``connection_lost`` gets it."""
+        self._transport.close_with_error(exc, flush)
+
+    def abort(self) -> None:
+        """Close now, dropping what is queued."""
+        self._transport.abort()
+
+    def is_closing(self) -> bool:
+        """Tell whether the connection is closing or closed."""
+        return self._state is _CLOSED or self._transport.is_closing()
+
+    def pause_reading(self) -> None:
+        """Stop reading (the app's own pause; rate shaping pauses independently)."""
+        self._app_paused = True
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read again, unless the rate limiter still holds the connection paused."""
+        self._app_paused = False
+        if not self._shaping:
+            self._transport.resume_reading()
+
+    def is_reading(self) -> bool:
+        """Tell whether the app will be given data (not paused by it or by rate shaping)."""
+        return not self._app_paused and not self._shaping and self._transport.is_reading()
+
+    def get_write_buffer_size(self) -> int:
+        """Return the bytes queued below."""
+        return self._transport.get_write_buffer_size()
+
+    def get_write_buffer_limits(self) -> tuple:
+        """Return the transport's ``(low, high)`` water marks."""
+        return self._transport.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high: Optional[int] = None,
+                                low: Optional[int] = None) -> None:
+        """Set the transport's water marks."""
+        self._transport.set_write_buffer_limits(high, low)
+
+    def get_protocol(self) -> Any:
+        """Return the application protocol."""
+        return self._app
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """Return a detail of the transport below (``peername``, ``peercert`` ...)."""
+        return self._transport.get_extra_info(name, default)
+
+    def __repr__(self) -> str:
+        return "<Guard %s %r>" % (self._state.value, self._transport)
+
+    # -- internals ---------------------------------------------------------------
+
+    def _start_app(self) -> None:
+        self._state = _OPEN
+        app = self._app
+        try:
+            app.connection_made(self)
+        except Exception as exc:
+            self._loop._report(exc, app.connection_made, "connection_made")
+            self._transport.abort()
+
+    def _authenticate(self, data: bytes) -> None:
+        handshake = self._handshake
+        result = handshake.feed(data)
+        if result is None:
+            return
+        accepted, reply, rest = result
+        transport = self._transport
+        if reply:
+            transport.write(reply)
+        if not accepted:
+            self._state = _CLOSED
+            transport.close_with_error(AuthenticationError("authentication failed: wrong "
+                                                           "credentials or malformed answer"))
+            return
+        self._handshake = None
+        self._first_frame_deadline = None          # the credentials were the first frame
+        self._start_app()
+        if self._state is not _OPEN or transport.is_closing():
+            return
+        app = self._app
+        if handshake.framer is not None:
+            app.framer = handshake.framer           # holds any partial frame that followed
+            if rest:
+                app.frames_in += len(rest)
+                app.frames_received(rest)
+        elif rest:
+            app.data_received(rest)
+
+    def _charge(self, nbytes: int, messages: int, now: float) -> None:
+        """Take tokens from every bucket; in debt, pause reading (or close) until repaid."""
+        wait = 0.0
+        for token_bucket, counts_messages in self._buckets:
+            debt = token_bucket.take(messages if counts_messages else nbytes, now)
+            if debt > wait:
+                wait = debt
+        if wait <= 0.0 or self._state is not _OPEN:
+            return
+        if self._disconnect_on_rate:
+            self._transport.close_with_error(RateLimitError(
+                "sent faster than the rate limit (%s)" % _describe_buckets(self._buckets)),
+                flush=False)
+            return
+        self._shaping = True
+        self._transport.pause_reading()
+        if self._rate_timer is None:
+            self._rate_timer = self._loop.call_later(wait, self._end_shaping)
+        else:
+            self._rate_timer.reset(wait)
+
+    def _end_shaping(self) -> None:
+        self._shaping = False
+        if self._state is _OPEN and not self._app_paused:
+            self._transport.resume_reading()
+
+    def _arm(self, now: float) -> None:
+        """Point the one timer at the earliest deadline (making it the first time)."""
+        deadline = self._next_deadline()
+        if deadline is None:
+            return
+        delay = max(deadline - now, 0.0)
+        if self._timer is None:
+            self._timer = self._loop.call_later(delay, self._deadline_reached)
+        else:
+            self._timer.reset(delay)
+
+    def _next_deadline(self) -> Optional[float]:
+        deadlines = []
+        if self._state is _AUTHENTICATING:
+            deadlines.append(self._auth_deadline)
+        if self._first_frame_deadline is not None:
+            deadlines.append(self._first_frame_deadline)
+        if self._idle_seconds:
+            deadlines.append(self._last_activity + self._idle_seconds)
+        return min(deadlines) if deadlines else None
+
+    def _deadline_reached(self) -> None:
+        """The timer fired: close for whichever deadline has passed, or re-arm."""
+        if self._state is _CLOSED:
+            return
+        now = self._clock()
+        transport = self._transport
+        if self._state is _AUTHENTICATING and now >= self._auth_deadline:
+            self._state = _CLOSED
+            transport.write(self._handshake.failure()[1])
+            transport.close_with_error(AuthenticationError(
+                "not authenticated within %.3g s" % self._limits.auth_timeout_seconds))
+            return
+        if self._first_frame_deadline is not None and now >= self._first_frame_deadline:
+            transport.close_with_error(FirstFrameTimeoutError(
+                "no complete first frame within %.3g s of connecting"
+                % self._limits.first_frame_timeout_seconds))
+            return
+        if self._idle_seconds and now >= self._last_activity + self._idle_seconds:
+            if self._shaping:
+                self._last_activity = now           # we stopped reading, not the peer
+            else:
+                transport.close_with_error(IdleTimeoutError(
+                    "idle (no bytes either way) for %.3g s" % self._idle_seconds))
+                return
+        self._arm(now)
+
+
+class ClientAuth:
+    """The client's half of auth, between a client transport and the app protocol.
+
+    With a token, it writes the token as the first line (or first frame,
+    for a ``FramedProtocol``) and hands over to the app at once. With a
+    PSK, it answers the server's challenge, waits for the server's "ok",
+    then hands over: ``transport.set_protocol(app)`` and
+    ``app.connection_made(transport)``, so after auth it costs nothing.
+    A refusal, a close or ``timeout_seconds`` of silence before the "ok"
+    calls ``on_error(AuthenticationError)``; the app never sees the
+    connection.
+    """
+
+    def __init__(self, loop: Any, app: Any, token: Any = None, psk: Any = None,
+                 on_error: Any = None, timeout_seconds: float = 10.0) -> None:
+        if (token is None) == (psk is None):
+            raise ValueError("ClientAuth needs exactly one of token= and psk=")
+        self._loop = loop
+        self._app = app
+        self._token = token.encode() if isinstance(token, str) else token
+        self._psk = psk
+        self._on_error = on_error
+        self._timeout_seconds = timeout_seconds
+        self._transport: Any = None
+        self._pending = bytearray()
+        self._stage = "challenge"             # -> "ok" -> "done"
+        self._timer: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        """Send the token and hand over, or wait for the PSK challenge."""
+        self._transport = transport
+        if self._token is not None:
+            app = self._app
+            if isinstance(app, FramedProtocol):
+                transport.write(app.framer.encode(self._token))
+            else:
+                transport.write(self._token + b"\n")
+            self._hand_over(b"")
+            return
+        self._timer = self._loop.call_later(self._timeout_seconds, self._fail,
+                                            "the server did not complete the PSK handshake "
+                                            "within %.3g s" % self._timeout_seconds)
+
+    def data_received(self, data: bytes) -> None:
+        """Read the challenge, then the verdict, one line each."""
+        pending = self._pending
+        pending += data
+        while self._stage != "done":
+            end = pending.find(b"\n")
+            if end < 0:
+                if len(pending) > 4096:
+                    self._fail("the server sent an overlong handshake line")
+                return
+            line = bytes(pending[:end]).rstrip(b"\r")
+            del pending[:end + 1]
+            if self._stage == "challenge":
+                try:
+                    nonce = parse_challenge(line)
+                except AuthenticationError as exc:
+                    self._fail(str(exc))
+                    return
+                self._transport.write(psk_answer(self._psk, nonce) + b"\n")
+                self._stage = "ok"
+            elif line == b"reactor-psk-v1 ok":
+                self._hand_over(bytes(pending))
+                return
+            else:
+                self._fail("the server refused the pre-shared key"
+                           if line == FAILURE_MESSAGE else
+                           "unexpected handshake reply %r" % line[:80])
+                return
+
+    def eof_received(self) -> Optional[bool]:
+        """The server closed during the handshake: that is a refusal."""
+        return None
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        """Closed before the handshake finished: report it."""
+        if self._stage != "done":
+            self._fail("the server closed the connection during authentication")
+
+    def pause_writing(self) -> None:
+        """Nothing to pause: the handshake writes one line."""
+
+    def resume_writing(self) -> None:
+        """Nothing to resume."""
+
+    def _hand_over(self, rest: bytes) -> None:
+        self._stage = "done"
+        if self._timer is not None:
+            self._timer.cancel()
+        transport, app = self._transport, self._app
+        transport.set_protocol(app)
+        app.connection_made(transport)
+        if rest and not transport.is_closing():
+            app.data_received(rest)
+
+    def _fail(self, message: str) -> None:
+        if self._stage == "done":
+            return
+        self._stage = "done"
+        if self._timer is not None:
+            self._timer.cancel()
+        self._transport.abort()
+        error = AuthenticationError(message)
+        if self._on_error is not None:
+            self._on_error(error)
+        else:
+            logger.warning("authentication failed: %s", message)
+
+
+def _describe_buckets(buckets: Any) -> str:
+    return ", ".join("%.6g %s/s" % (b.per_second, "messages" if messages else "bytes")
+                     for b, messages in buckets)
