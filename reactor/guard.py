@@ -362,12 +362,15 @@ class Guard:
             return
         now = self._clock()
         transport = self._transport
-        if self._state is _AUTHENTICATING and now >= self._auth_deadline:
-            self._state = _CLOSED
-            transport.write(self._handshake.failure()[1])
-            transport.close_with_error(AuthenticationError(
-                "not authenticated within %.3g s" % self._limits.auth_timeout_seconds))
-            return
+        if self._state is _AUTHENTICATING:
+            deadline = self._next_deadline()
+            if deadline is not None and now >= deadline:   # auth, or idle/first frame before it
+                self._state = _CLOSED
+                transport.write(self._handshake.failure()[1])
+                transport.close_with_error(AuthenticationError(
+                    "not authenticated after %.3g s" % (now - self._auth_deadline
+                                                        + self._limits.auth_timeout_seconds)))
+                return
         if self._first_frame_deadline is not None and now >= self._first_frame_deadline:
             transport.close_with_error(FirstFrameTimeoutError(
                 "no complete first frame within %.3g s of connecting"

@@ -13,11 +13,15 @@ memory per client stays bounded by the water marks, whatever it does.
 
 import argparse
 import logging
-from typing import Any
+import signal
+from typing import Any, Optional
 
+from ..auth import PskAuth, TokenAuth
 from ..framed import FramedProtocol
 from ..framing import DEFAULT_MAX_LENGTH, Framer, LengthPrefixFramer, LineFramer, NetstringFramer
+from ..monitor import format_stats
 from ..network import Reactor
+from ..policy import DEFAULT_LIMITS, Limits, Rate
 from ..protocols import DatagramProtocol, Protocol
 from ..tls import server_context
 
@@ -90,7 +94,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: Any) -> int:
     """Serve until SIGINT/SIGTERM, then shut down gracefully."""
     if args.udp:
-        if args.framing != "raw" or args.unix or args.max_connections or args.tls_cert:
+        if (args.framing != "raw" or args.unix or args.max_connections or args.tls_cert
+                or limits_from_args(args) != DEFAULT_LIMITS.with_changes(
+                    auth_timeout_seconds=args.auth_timeout)
+                or args.auth_token_file or args.psk_file or args.stats_interval):
             raise SystemExit("--udp takes only --host and --port")
         return serve_datagrams(args, DatagramEchoProtocol)
     if args.framing == "raw":
@@ -126,6 +133,76 @@ def add_server_options(parser: argparse.ArgumentParser, default_port: int) -> No
                         help="private key for --tls-cert (PEM; default: inside CERT)")
     parser.add_argument("--tls-handshake-timeout", type=float, default=10.0, metavar="SECONDS",
                         help="drop clients that have not finished the TLS handshake (default 10)")
+    group = parser.add_argument_group(
+        "protections", "limits for a server that faces the internet (all off unless given; "
+        "see docs/PROTECTIONS.md)")
+    group.add_argument("--max-per-ip", type=int, metavar="N",
+                       help="at most N open connections per client address (IPv6: per /64)")
+    group.add_argument("--idle-timeout", type=float, metavar="SECONDS",
+                       help="close connections with no bytes either way for this long")
+    group.add_argument("--first-frame-timeout", type=float, metavar="SECONDS",
+                       help="close connections that send no complete first line/frame "
+                            "(first byte, for raw echo) this soon after connecting")
+    group.add_argument("--rate", type=float, metavar="BYTES_PER_S",
+                       help="per connection: read at most this many bytes per second "
+                            "(bursts of one second's worth)")
+    group.add_argument("--msg-rate", type=float, metavar="N_PER_S",
+                       help="per connection: at most N messages per second (frames; reads, "
+                            "for raw echo)")
+    group.add_argument("--ip-rate", type=float, metavar="BYTES_PER_S",
+                       help="like --rate, for all connections of one client address together")
+    group.add_argument("--ip-msg-rate", type=float, metavar="N_PER_S",
+                       help="like --msg-rate, for all connections of one client address together")
+    group.add_argument("--rate-action", choices=["shape", "disconnect"], default="shape",
+                       help="over a rate: stop reading until it refills (default; nothing is "
+                            "lost), or disconnect")
+    group.add_argument("--allow", action="append", default=[], metavar="CIDR",
+                       help="accept only clients in this network (repeatable)")
+    group.add_argument("--deny", action="append", default=[], metavar="CIDR",
+                       help="refuse clients in this network (repeatable; wins over --allow)")
+    group.add_argument("--auth-token-file", metavar="FILE",
+                       help="clients must send one of FILE's tokens (one per line) as their "
+                            "first line (first frame, for length/netstring framing); use TLS")
+    group.add_argument("--psk-file", metavar="FILE",
+                       help="clients must answer an HMAC-SHA256 challenge with FILE's key "
+                            "(reactor.auth); safe without TLS")
+    group.add_argument("--auth-timeout", type=float, default=DEFAULT_LIMITS.auth_timeout_seconds,
+                       metavar="SECONDS", help="time allowed for auth (default %g)"
+                       % DEFAULT_LIMITS.auth_timeout_seconds)
+    group.add_argument("--stats-interval", type=float, metavar="SECONDS",
+                       help="log the server's counters every SECONDS (SIGUSR1 logs them at once)")
+
+
+def limits_from_args(args: Any) -> Limits:
+    """Build the server's ``Limits`` from the command line; SystemExit on a bad value."""
+    def rate(value: Optional[float]) -> Optional[Rate]:
+        return Rate(value) if value else None
+    try:
+        return DEFAULT_LIMITS.with_changes(
+            max_connections=args.max_connections, max_per_ip=args.max_per_ip,
+            idle_timeout_seconds=args.idle_timeout or None,
+            first_frame_timeout_seconds=args.first_frame_timeout or None,
+            auth_timeout_seconds=args.auth_timeout,
+            rate_bytes=rate(args.rate), rate_messages=rate(args.msg_rate),
+            ip_rate_bytes=rate(args.ip_rate), ip_rate_messages=rate(args.ip_msg_rate),
+            rate_action=args.rate_action, allow=tuple(args.allow), deny=tuple(args.deny))
+    except ValueError as exc:
+        raise SystemExit("bad protection option: %s" % exc) from None
+
+
+def auth_from_args(args: Any) -> Any:
+    """Return the authenticator the command line asks for (or None); SystemExit if unusable."""
+    if args.auth_token_file and args.psk_file:
+        raise SystemExit("--auth-token-file and --psk-file exclude each other; pick one")
+    try:
+        if args.auth_token_file:
+            return TokenAuth.from_file(args.auth_token_file)
+        if args.psk_file:
+            return PskAuth.from_file(args.psk_file)
+    except (OSError, ValueError) as exc:
+        raise SystemExit("cannot use %s: %s" % (args.auth_token_file or args.psk_file, exc)) \
+            from None
+    return None
 
 
 def serve(args: Any, protocol_factory: Any) -> int:
@@ -133,16 +210,24 @@ def serve(args: Any, protocol_factory: Any) -> int:
     if args.tls_key and not args.tls_cert:
         raise SystemExit("--tls-key needs --tls-cert")
     context = server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+    limits, auth = limits_from_args(args), auth_from_args(args)
+    if args.stats_interval is not None and not args.stats_interval > 0:
+        raise SystemExit("--stats-interval must be > 0 seconds")
     loop = Reactor(debug=True if getattr(args, "debug", False) else None)
     try:
-        options = dict(max_connections=args.max_connections, ssl=context,
+        options = dict(limits=limits, ssl=context, auth=auth,
                        ssl_handshake_timeout=args.tls_handshake_timeout)
         if args.unix:
             server = loop.listen_unix(protocol_factory, args.unix, **options)
         else:
             server = loop.listen_tcp(protocol_factory, args.host or None, args.port, **options)
         for address in server.addresses:
-            logger.info("listening on %s%s", format_address(address), " (tls)" if context else "")
+            logger.info("listening on %s%s%s", format_address(address),
+                        " (tls)" if context else "", " (auth: %s)" % auth.kind if auth else "")
+        if hasattr(signal, "SIGUSR1"):
+            loop.add_signal_handler(signal.SIGUSR1, server.log_stats)
+        if args.stats_interval:
+            log_every(loop, args.stats_interval, server.log_stats)
         loop.run()
         logger.info("shutting down: %d open connection(s), %.1f s grace",
                     len(server), args.grace)
@@ -151,11 +236,18 @@ def serve(args: Any, protocol_factory: Any) -> int:
         for transport in server.connections():
             transport.abort()
         loop.run_once()
-        logger.info("stopped (%s)", ", ".join("%s=%d" % item for item in
-                                               sorted(server.stats().items())))
+        logger.info("stopped: %s", format_stats(server.stats()))
     finally:
         loop.close()
     return 0
+
+
+def log_every(loop: Any, interval_seconds: float, log: Any) -> None:
+    """Call ``log()`` every ``interval_seconds`` on one timer, reset after each firing."""
+    def tick() -> None:
+        log()
+        timer.reset(interval_seconds)
+    timer = loop.call_later(interval_seconds, tick)
 
 
 def serve_datagrams(args: Any, protocol_factory: Any) -> int:

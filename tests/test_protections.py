@@ -1,0 +1,670 @@
+"""Protections on real loopback sockets: admission, timeouts, rates, caps, auth, stats.
+
+Several source addresses in 127.0.0.0/8 stand in for different clients.
+Where time matters the loop runs on a FakeClock, so the timeouts are
+exact and nothing sleeps; where the kernel matters (shaping a real
+sender) the clock is real and the assertions are lower bounds.
+"""
+
+import logging
+import socket
+import time
+
+import pytest
+
+from reactor import FakeClock, FramedProtocol, Limits, Reactor, StreamTransport
+from reactor.auth import FAILURE_MESSAGE, PskAuth, TokenAuth, parse_challenge, psk_answer
+from reactor.errors import (AuthenticationError, FirstFrameTimeoutError, IdleTimeoutError,
+                            RateLimitError, SlowConsumerError)
+from reactor.framing import LengthPrefixFramer, LineFramer
+from reactor.policy import Rate
+
+from .conftest import run_until
+from .streams_helpers import Recorder, has_ipv6_loopback, random_payload
+
+TOKEN = b"test-token-0123456789"
+PSK = b"test-psk-0123456789abcdef"
+
+
+@pytest.fixture
+def net():
+    """A real-clock reactor on the default selector."""
+    loop = Reactor()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def fake_net():
+    """A reactor whose time moves only when the test moves ``fake_net.clock``."""
+    clock = FakeClock(5000.0)
+    loop = Reactor(clock=clock)
+    loop.clock = clock
+    yield loop
+    loop.close()
+
+
+class Peer:
+    """A blocking-free raw client socket, optionally from a chosen 127.x source address."""
+
+    def __init__(self, loop, address, source=None, family=socket.AF_INET):
+        self.loop = loop
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        if source:
+            self.sock.bind((source, 0))
+        self.sock.settimeout(5)
+        self.sock.connect(address)
+        self.sock.setblocking(False)
+        self.received = b""
+        self.closed = False
+
+    def send(self, data):
+        self.sock.setblocking(True)
+        self.sock.sendall(data)
+        self.sock.setblocking(False)
+
+    def pump(self, passes=1):
+        for _ in range(passes):
+            self.loop.run_once(0.002)
+            while not self.closed:
+                try:
+                    chunk = self.sock.recv(65536)
+                except BlockingIOError:
+                    break
+                except ConnectionResetError:
+                    chunk = b""
+                if not chunk:
+                    self.closed = True
+                self.received += chunk
+
+    def wait(self, predicate, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, "timed out; received %r" % self.received[-200:]
+            self.pump()
+
+    def wait_closed(self):
+        self.wait(lambda: self.closed)
+
+    def close(self):
+        self.sock.close()
+
+
+def serve(loop, factory=None, host="127.0.0.1", auth=None, ssl=None, **limit_changes):
+    """Listen with ``Limits(**limit_changes)``; return (server, protocols made, address)."""
+    made = []
+
+    def make():
+        protocol = factory() if factory else Recorder(echo=True)
+        made.append(protocol)
+        return protocol
+    server = loop.listen_tcp(make, host, 0, limits=Limits(**limit_changes), auth=auth, ssl=ssl)
+    return server, made, server.addresses[0][:2]
+
+
+def pump_until(loop, predicate, passes=2000):
+    """Run loop passes (never advancing a fake clock) until ``predicate()``."""
+    for _ in range(passes):
+        if predicate():
+            return
+        loop.run_once(0.002)
+    assert predicate()
+
+
+def advance(loop, seconds, passes=5):
+    """Move the fake clock and let the loop run what became due."""
+    loop.clock.advance(seconds)
+    for _ in range(passes):
+        loop.run_once(0)
+
+
+# -- admission: per-IP caps, allow and deny lists ------------------------------
+
+def test_per_ip_cap_refuses_only_the_extra_connection(net):
+    """Over max_per_ip from 127.0.0.2 is closed at once; 127.0.0.3 and the first two are served."""
+    server, made, address = serve(net, max_per_ip=2)
+    first, second = Peer(net, address, "127.0.0.2"), Peer(net, address, "127.0.0.2")
+    pump_until(net, lambda: len(made) == 2)
+    extra = Peer(net, address, "127.0.0.2")
+    extra.wait_closed()
+    other = Peer(net, address, "127.0.0.3")
+    other.send(b"still served\n")
+    other.wait(lambda: other.received == b"still served\n")
+    assert len(made) == 3 and server.stats()["rejected_per_ip"] == 1
+    first.close()
+    pump_until(net, lambda: len(server) == 2)
+    again = Peer(net, address, "127.0.0.2")          # a slot is free again
+    again.send(b"back\n")
+    again.wait(lambda: again.received == b"back\n")
+    assert server.stats()["rejected_per_ip"] == 1
+    for peer in (second, extra, other, again):
+        peer.close()
+    server.close()
+
+
+def test_deny_list_refuses_before_any_protocol_code_runs(net):
+    """A denied source is closed without a protocol ever being made; others are served."""
+    server, made, address = serve(net, allow=("127.0.0.0/8",), deny=("127.0.0.2/32",))
+    denied = Peer(net, address, "127.0.0.2")
+    denied.wait_closed()
+    assert made == [] and denied.received == b""
+    allowed = Peer(net, address, "127.0.0.3")
+    allowed.send(b"hi\n")
+    allowed.wait(lambda: allowed.received == b"hi\n")
+    assert server.stats()["rejected_filter"] == 1 and len(made) == 1
+    denied.close()
+    allowed.close()
+    server.close()
+
+
+def test_allow_list_admits_only_its_networks(net):
+    """With an allow list, a source outside it is refused."""
+    server, made, address = serve(net, allow=("127.0.0.3",))
+    outside = Peer(net, address, "127.0.0.4")
+    outside.wait_closed()
+    inside = Peer(net, address, "127.0.0.3")
+    inside.send(b"x")
+    inside.wait(lambda: inside.received == b"x")
+    assert server.stats()["rejected_filter"] == 1
+    outside.close()
+    inside.close()
+    server.close()
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+def test_ipv4_client_of_a_dual_stack_listener_meets_the_ipv4_rules(net):
+    """On a '::' socket a v4 client is ::ffff:127.0.0.2, and 127.0.0.2/32 still denies it."""
+    server, made, address = serve(net, host="::", deny=("127.0.0.2/32",))
+    port = address[1]
+    denied = Peer(net, ("127.0.0.1", port), "127.0.0.2")
+    denied.wait_closed()
+    allowed = Peer(net, ("127.0.0.1", port), "127.0.0.3")
+    allowed.send(b"ok")
+    allowed.wait(lambda: allowed.received == b"ok")
+    assert made[0].transport.get_extra_info("peername")[0] == "::ffff:127.0.0.3"
+    assert server.stats()["rejected_filter"] == 1
+    denied.close()
+    allowed.close()
+    server.close()
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+def test_ipv6_networks_are_filtered(net):
+    """An IPv6 deny entry refuses ::1."""
+    server, made, address = serve(net, host="::1", deny=("::1/128",))
+    peer = Peer(net, address, family=socket.AF_INET6)
+    peer.wait_closed()
+    assert made == [] and server.stats()["rejected_filter"] == 1
+    peer.close()
+    server.close()
+
+
+# -- timeouts -------------------------------------------------------------------
+
+def test_idle_timeout_closes_a_quiet_connection_and_activity_resets_it(fake_net):
+    """Data moves the idle deadline; idle_timeout seconds of silence close with IdleTimeoutError."""
+    server, made, address = serve(fake_net, idle_timeout_seconds=30)
+    peer = Peer(fake_net, address)
+    pump_until(fake_net, lambda: made)
+    advance(fake_net, 29.9)
+    peer.send(b"ping")
+    peer.wait(lambda: peer.received == b"ping")
+    advance(fake_net, 29.9)                          # 59.8 s after connecting: still open
+    peer.pump(3)
+    assert not peer.closed and not made[0].lost()
+    advance(fake_net, 0.2)                           # 30.1 s after the last byte
+    peer.wait_closed()
+    pump_until(fake_net, made[0].lost)
+    assert made[0].events[-1] == ("lost", "IdleTimeoutError")
+    assert server.stats()["rejected_timeout"] == 1
+    peer.close()
+    server.close()
+
+
+def test_writes_by_the_server_count_as_activity(fake_net):
+    """A connection the server keeps writing to is not idle, even if the peer says nothing."""
+    server, made, address = serve(fake_net, idle_timeout_seconds=10)
+    peer = Peer(fake_net, address)
+    pump_until(fake_net, lambda: made)
+    for _ in range(5):
+        advance(fake_net, 8)
+        made[0].transport.write(b"tick\n")
+    peer.wait(lambda: peer.received == b"tick\n" * 5)
+    assert not peer.closed
+    advance(fake_net, 10)
+    peer.wait_closed()
+    peer.close()
+    server.close()
+
+
+class Lines(FramedProtocol):
+    """Records whole lines and the reason it was closed."""
+
+    framer = LineFramer(max_length=100)
+
+    def __init__(self):
+        self.lines = []
+        self.lost = "open"
+
+    def frame_received(self, frame):
+        self.lines.append(bytes(frame))
+
+    def connection_lost(self, exc):
+        self.lost = exc
+
+
+def test_first_frame_timeout_closes_a_slowloris(fake_net):
+    """A client that trickles a partial first line is closed at the deadline; a whole line in
+    time lifts the deadline for good."""
+    server, made, address = serve(fake_net, Lines, first_frame_timeout_seconds=5)
+    slow = Peer(fake_net, address)
+    prompt = Peer(fake_net, address)
+    pump_until(fake_net, lambda: len(made) == 2)
+    slow_protocol, prompt_protocol = made
+    for _ in range(4):                               # a byte a second keeps idle timers happy
+        slow.send(b"G")
+        advance(fake_net, 1)
+    prompt.send(b"hello\n")
+    pump_until(fake_net, lambda: prompt_protocol.lines == [b"hello"])
+    advance(fake_net, 1.01)
+    slow.wait_closed()
+    pump_until(fake_net, lambda: slow_protocol.lost != "open")
+    assert isinstance(slow_protocol.lost, FirstFrameTimeoutError)
+    advance(fake_net, 100)
+    prompt.pump(3)
+    assert not prompt.closed and prompt_protocol.lost == "open"
+    assert server.stats()["rejected_timeout"] == 1
+    slow.close()
+    prompt.close()
+    server.close()
+
+
+def test_first_frame_of_a_raw_protocol_is_its_first_byte(fake_net):
+    """For a raw protocol any byte meets the first-frame deadline; none misses it."""
+    server, made, address = serve(fake_net, first_frame_timeout_seconds=5)
+    silent, talker = Peer(fake_net, address), Peer(fake_net, address)
+    pump_until(fake_net, lambda: len(made) == 2)
+    talker.send(b"x")
+    talker.wait(lambda: talker.received == b"x")
+    advance(fake_net, 5)
+    silent.wait_closed()
+    talker.pump(3)
+    assert not talker.closed
+    silent.close()
+    talker.close()
+    server.close()
+
+
+def test_two_thousand_idle_connections_are_dropped_while_a_fresh_client_is_served(fake_net):
+    """2,000 silent connections all close at the idle timeout; a client active meanwhile stays."""
+    server, made, address = serve(fake_net, idle_timeout_seconds=60)
+    idle = []
+    for _ in range(2000):
+        sock = socket.create_connection(address, timeout=5)
+        sock.setblocking(False)
+        idle.append(sock)
+        if len(idle) % 100 == 0:
+            pump_until(fake_net, lambda: len(server) == len(idle))
+    pump_until(fake_net, lambda: len(server) == 2000)
+    advance(fake_net, 30)
+    fresh = Peer(fake_net, address)
+    advance(fake_net, 29.99)
+    fresh.send(b"are you there?")
+    fresh.wait(lambda: fresh.received == b"are you there?")
+    assert len(server) == 2001
+    fake_net.clock.advance(0.011)                   # 60 s since the 2,000 connected, + a tick
+    fake_net.run_once(0)
+    assert len(server) == 1                         # all 2,000 in one pass
+    fresh.send(b"still here")
+    fresh.wait(lambda: fresh.received.endswith(b"still here"))
+    closed = 0
+    for sock in idle:
+        sock.setblocking(True)
+        sock.settimeout(5)
+        try:
+            closed += sock.recv(1) == b""
+        except ConnectionResetError:
+            closed += 1
+        sock.close()
+    assert closed == 2000 and server.stats()["rejected_timeout"] == 2000
+    fresh.close()
+    server.close()
+
+
+# -- rate limits ----------------------------------------------------------------
+
+def test_shaping_delivers_every_byte_at_no_more_than_the_rate(net):
+    """A sender far above the byte rate loses nothing; the echo takes at least the rate's time."""
+    rate, burst, size = 100_000, 20_000, 200_000
+    server, made, address = serve(net, rate_bytes=Rate(rate, burst))
+    payload = random_payload(size, seed=7)
+    peer = Peer(net, address)
+    started = time.monotonic()
+    peer.sock.setblocking(True)
+    peer.sock.settimeout(10)
+    sent = 0
+    while sent < size:                              # push it all; shaping holds it back
+        sent += peer.sock.send(payload[sent:sent + 65536])
+        peer.sock.setblocking(False)
+        peer.pump()
+        peer.sock.setblocking(True)
+    peer.sock.setblocking(False)
+    peer.wait(lambda: len(peer.received) >= size, timeout=10)
+    elapsed = time.monotonic() - started
+    assert peer.received == payload
+    # At most burst + one 64 KiB read ahead of the rate: a lower bound on the time taken.
+    assert elapsed >= (size - burst - 65536) / rate
+    assert server.stats()["rejected_rate"] == 0
+    peer.close()
+    server.close()
+
+
+def test_message_rate_pauses_reading_until_the_bucket_refills(fake_net):
+    """20 lines at 10/s with a burst of 5: all 20 arrive, then reading pauses for 1.5 s."""
+    server, made, address = serve(fake_net, Lines, rate_messages=Rate(10, burst=5))
+    peer = Peer(fake_net, address)
+    peer.send(b"".join(b"line %d\n" % i for i in range(20)))
+    pump_until(fake_net, lambda: made and len(made[0].lines) == 20)
+    transport = made[0].transport
+    assert not transport.is_reading()
+    peer.send(b"later\n")
+    peer.pump(20)
+    assert len(made[0].lines) == 20
+    advance(fake_net, 1.49)
+    assert not transport.is_reading()
+    advance(fake_net, 0.02)
+    pump_until(fake_net, lambda: made[0].lines[-1:] == [b"later"])
+    assert not transport.is_reading()                # 0.1 token had refilled: 0.9 of debt
+    advance(fake_net, 0.09)
+    assert transport.is_reading()
+    peer.close()
+    server.close()
+
+
+def test_app_pause_and_rate_pause_do_not_undo_each_other(fake_net):
+    """When the rate pause ends, reading stays off if the app itself paused it."""
+    server, made, address = serve(fake_net, Lines, rate_messages=Rate(1, burst=1))
+    peer = Peer(fake_net, address)
+    peer.send(b"a\nb\n")
+    pump_until(fake_net, lambda: made and len(made[0].lines) == 2)
+    transport = made[0].transport
+    transport.pause_reading()                        # the app's own reason
+    advance(fake_net, 5)
+    assert not transport.is_reading()
+    transport.resume_reading()
+    assert transport.is_reading()
+    peer.close()
+    server.close()
+
+
+def test_per_ip_bucket_is_shared_by_that_clients_connections(fake_net):
+    """Two connections from one address share its bucket; another address has its own."""
+    server, made, address = serve(fake_net, Lines, ip_rate_messages=Rate(10, burst=10))
+    first, second = Peer(fake_net, address, "127.0.0.2"), Peer(fake_net, address, "127.0.0.2")
+    other = Peer(fake_net, address, "127.0.0.3")
+    pump_until(fake_net, lambda: len(made) == 3)
+    first.send(b"x\n" * 6)
+    pump_until(fake_net, lambda: len(made[0].lines) == 6)
+    assert made[0].transport.is_reading()            # 6 of the 10 tokens
+    second.send(b"y\n" * 6)
+    pump_until(fake_net, lambda: len(made[1].lines) == 6)
+    assert not made[1].transport.is_reading()        # 12 > 10: this one pays the debt
+    other.send(b"z\n" * 6)
+    pump_until(fake_net, lambda: len(made[2].lines) == 6)
+    assert made[2].transport.is_reading()
+    for peer in (first, second, other):
+        peer.close()
+    server.close()
+
+
+def test_disconnect_action_closes_a_sender_over_the_rate(net):
+    """With rate_action='disconnect', overdrawing the bucket closes with RateLimitError."""
+    server, made, address = serve(net, rate_bytes=Rate(1000, burst=1000),
+                                  rate_action="disconnect")
+    polite = Peer(net, address)
+    polite.send(b"p" * 500)
+    polite.wait(lambda: len(polite.received) == 500)
+    greedy = Peer(net, address)
+    greedy.send(b"g" * 5000)
+    greedy.wait_closed()
+    pump_until(net, lambda: made[1].lost())
+    assert made[1].events[-1] == ("lost", "RateLimitError")
+    assert server.stats()["rejected_rate"] == 1 and not polite.closed
+    polite.close()
+    greedy.close()
+    server.close()
+
+
+# -- slow consumers ------------------------------------------------------------------
+
+def socketpair_transport(loop, **limit_changes):
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    protocol = Recorder()
+    transport = StreamTransport(loop, ours, protocol, limits=Limits(**limit_changes))
+    transport.start()
+    return transport, protocol, theirs
+
+
+def test_send_buffer_hard_cap_at_limit_minus_one_limit_and_plus_one(net):
+    """Queued bytes may reach the hard cap exactly; one byte more drops them and closes."""
+    cap = 1_000_000
+    transport, protocol, theirs = socketpair_transport(
+        net, send_buffer_hard_cap_bytes=cap, send_buffer_soft_cap_bytes=None,
+        high_water_bytes=10 * cap, low_water_bytes=0)
+    transport.write(b"a" * (cap // 2))               # the kernel takes part; the rest queues
+    queued = transport.get_write_buffer_size()
+    assert 0 < queued < cap
+    transport.write(b"b" * (cap - queued - 1))       # limit - 1
+    transport.write(b"c")                            # the limit exactly
+    assert transport.get_write_buffer_size() == cap and not transport.is_closing()
+    transport.write(b"d")                            # limit + 1
+    assert transport.is_closing() and transport.get_write_buffer_size() == 0
+    transport.write(b"ignored after a protection close")   # no exception for the app
+    pump_until(net, protocol.lost)
+    assert protocol.events[-1] == ("lost", "SlowConsumerError")
+    theirs.close()
+
+
+def test_soft_cap_closes_only_if_held_for_the_whole_period(fake_net):
+    """Over the soft cap for less than its seconds is fine; for all of them, closed."""
+    transport, protocol, theirs = socketpair_transport(
+        fake_net, send_buffer_soft_cap_bytes=100_000, send_buffer_soft_cap_seconds=5,
+        high_water_bytes=10_000_000, low_water_bytes=0)
+    theirs.setblocking(False)
+    transport.write(b"x" * 2_000_000)
+    assert transport.get_write_buffer_size() > 100_000
+    advance(fake_net, 4.9)
+    assert not transport.is_closing()
+    while transport.get_write_buffer_size():         # the peer catches up
+        try:
+            theirs.recv(1 << 20)
+        except BlockingIOError:
+            pass
+        fake_net.run_once(0)
+    advance(fake_net, 1)
+    assert not transport.is_closing()
+    transport.write(b"y" * 2_000_000)                # falls behind again
+    advance(fake_net, 4.99)
+    assert not transport.is_closing()
+    advance(fake_net, 0.02)
+    assert transport.is_closing()
+    pump_until(fake_net, protocol.lost)
+    assert protocol.events[-1] == ("lost", "SlowConsumerError")
+    theirs.close()
+
+
+def test_a_server_counts_and_drops_a_slow_consumer(net):
+    """A client that never reads while the server writes is dropped and counted."""
+    class Firehose(Recorder):
+        def data_received(self, data):
+            chunk = b"z" * 65536                     # queued by reference: cheap to repeat
+            for _ in range(512):
+                self.transport.write(chunk)
+    server, made, address = serve(net, Firehose, send_buffer_hard_cap_bytes=1_000_000)
+    peer = Peer(net, address)
+    peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    peer.send(b"go")
+    pump_until(net, lambda: made and made[0].lost())
+    assert made[0].events[-1] == ("lost", "SlowConsumerError")
+    assert server.stats()["rejected_slow_consumer"] == 1
+    peer.close()
+    server.close()
+
+
+# -- auth ------------------------------------------------------------------------------
+
+def test_token_auth_lets_the_protocol_see_only_what_follows_the_token(net):
+    """The right token (pipelined with data) opens the connection; the app never sees it."""
+    server, made, address = serve(net, auth=TokenAuth([TOKEN]))
+    peer = Peer(net, address)
+    pump_until(net, lambda: len(server) == 1)
+    assert made[0].events == []                     # no connection_made before auth
+    peer.send(TOKEN + b"\nhello")
+    peer.wait(lambda: peer.received == b"hello")
+    assert made[0].events == [("made",)] and bytes(made[0].received) == b"hello"
+    peer.close()
+    server.close()
+
+
+def test_wrong_token_and_silence_fail_with_the_same_generic_reply(fake_net):
+    """A wrong token, an overlong line and silence each get one generic line, then a close;
+    the app never sees the connection."""
+    server, made, address = serve(fake_net, auth=TokenAuth([TOKEN]), auth_timeout_seconds=10)
+    wrong, overlong, silent = (Peer(fake_net, address) for _ in range(3))
+    wrong.send(TOKEN[:-1] + b"X\n")
+    overlong.send(b"A" * 5000)
+    pump_until(fake_net, lambda: len(server) == 1)
+    advance(fake_net, 10)
+    for peer in (wrong, overlong, silent):
+        peer.wait_closed()
+        assert peer.received == FAILURE_MESSAGE + b"\n"
+        peer.close()
+    assert all(protocol.events == [] for protocol in made)
+    assert server.stats()["rejected_auth"] == 3
+    server.close()
+
+
+def test_token_is_the_first_frame_for_a_length_prefixed_app(net):
+    """With length framing the token is a frame, and frames pipelined after it reach the app."""
+    framer = LengthPrefixFramer(4)
+
+    class Frames(Lines):
+        pass
+    Frames.framer = framer
+    server, made, address = serve(net, Frames, auth=TokenAuth([TOKEN]))
+    peer = Peer(net, address)
+    peer.send(framer.encode(TOKEN) + framer.encode(b"one") + framer.encode(b"two")[:5])
+    pump_until(net, lambda: made and made[0].lines == [b"one"])
+    peer.send(b"wo")
+    pump_until(net, lambda: made[0].lines == [b"one", b"two"])
+    assert made[0].frames_in == 2
+    peer.close()
+    server.close()
+
+
+def test_token_auth_over_tls(net):
+    """The token handshake runs on the decrypted stream, after the TLS handshake."""
+    from .test_tls import client_ctx, server_ctx
+    server, made, address = serve(net, auth=TokenAuth([TOKEN]), ssl=server_ctx())
+    got = []
+
+    class Client(Recorder):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            transport.write(b"over tls")
+
+        def data_received(self, data):
+            got.append(data)
+    net.connect_tcp(Client, *address, ssl=client_ctx(), server_hostname="localhost",
+                    auth_token=TOKEN)
+    run_until(net, lambda: b"".join(got) == b"over tls")
+    server.close()
+
+
+def test_psk_client_helper_authenticates_and_hands_over(net):
+    """connect_tcp(psk=...) answers the challenge; the app sees only the echo session."""
+    server, made, address = serve(net, auth=PskAuth([PSK]))
+    client = Recorder()
+    connector = net.connect_tcp(lambda: client, *address, psk=PSK)
+    run_until(net, lambda: client.events == [("made",)])
+    assert client.transport.get_protocol() is client       # the auth layer stepped aside
+    client.transport.write(b"after psk")
+    run_until(net, lambda: bytes(made[0].received) == b"after psk")
+    run_until(net, lambda: bytes(client.received) == b"after psk")
+    assert connector.error is None
+    client.transport.close()
+    run_until(net, client.lost)
+    server.close()
+
+
+def test_psk_wrong_key_is_an_authentication_error_for_the_client(net):
+    """A client with the wrong key gets on_error(AuthenticationError); neither app sees it."""
+    server, made, address = serve(net, auth=PskAuth([PSK]))
+    client = Recorder()
+    errors = []
+    net.connect_tcp(lambda: client, *address, psk=b"not-the-key-0123456789",
+                    on_error=errors.append)
+    run_until(net, lambda: errors)
+    assert isinstance(errors[0], AuthenticationError) and client.events == []
+    run_until(net, lambda: server.stats()["rejected_auth"] == 1)
+    assert made[0].events == []
+    server.close()
+
+
+def test_psk_replayed_answer_is_refused(net):
+    """An answer recorded from one connection fails on the next (a fresh nonce each time)."""
+    server, made, address = serve(net, auth=PskAuth([PSK]))
+    first = Peer(net, address)
+    first.wait(lambda: first.received.endswith(b"\n"))
+    answer = psk_answer(PSK, parse_challenge(first.received)) + b"\n"
+    first.send(answer)
+    first.wait(lambda: first.received.endswith(b"ok\n"))
+    replay = Peer(net, address)
+    replay.wait(lambda: replay.received.endswith(b"\n"))
+    replay.send(answer)
+    replay.wait_closed()
+    assert replay.received.endswith(FAILURE_MESSAGE + b"\n")
+    assert server.stats()["rejected_auth"] == 1 and not first.closed
+    first.close()
+    replay.close()
+    server.close()
+
+
+# -- stats and logging --------------------------------------------------------------------
+
+def test_stats_count_bytes_and_frames_both_ways(net):
+    """Framed echo of 50 lines: 50 frames and their bytes each way, kept after the close."""
+    from reactor.apps.echo import FramedEchoProtocol
+    server, made, address = serve(net, FramedEchoProtocol)
+    peer = Peer(net, address)
+    data = b"".join(b"message %02d\n" % i for i in range(50))
+    peer.send(data)
+    peer.wait(lambda: peer.received == data)
+    stats = server.stats()
+    assert (stats["frames_in"], stats["frames_out"]) == (50, 50)
+    assert (stats["bytes_in"], stats["bytes_out"]) == (len(data), len(data))
+    peer.close()
+    pump_until(net, lambda: len(server) == 0)
+    assert server.stats()["frames_in"] == 50 and server.stats()["bytes_out"] == len(data)
+    server.close()
+
+
+def test_abuse_logging_is_rate_limited(fake_net, caplog):
+    """Thirty failed logins make one log line in the interval, then one summary."""
+    server, made, address = serve(fake_net, auth=TokenAuth([TOKEN]))
+    with caplog.at_level(logging.WARNING, logger="reactor"):
+        peers = []
+        for _ in range(30):
+            peer = Peer(fake_net, address)
+            peer.send(b"guess\n")
+            peers.append(peer)
+        pump_until(fake_net, lambda: server.stats()["rejected_auth"] == 30)
+        lines = [r.getMessage() for r in caplog.records]
+        assert len([line for line in lines if "(auth)" in line]) == 1
+        advance(fake_net, 10)
+        lines = [r.getMessage() for r in caplog.records]
+        assert "auth: 29 more like this from 1 client(s) in the last 10 s" in lines
+    for peer in peers:
+        peer.close()
+    server.close()

@@ -1,0 +1,174 @@
+"""The protection switches of ``python -m reactor echo`` and ``chat``, as a user runs them."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from reactor import Protocol, Reactor
+from reactor.auth import FAILURE_MESSAGE
+
+from .conftest import run_until
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOKEN = "cli-token-0123456789"
+
+
+def start(*args):
+    """Start ``python -m reactor ARGS``; return the process and its (host, port)."""
+    process = subprocess.Popen([sys.executable, "-m", "reactor"] + list(args), cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = process.stderr.readline()
+    match = re.search(r"listening on (\S+):(\d+)", line)
+    if not match:
+        process.kill()
+        raise AssertionError("no 'listening on' line: %r %r" % (line, process.communicate()))
+    return process, (match.group(1), int(match.group(2)))
+
+
+def stop(process):
+    """SIGTERM the server; return its stderr after checking it exited 0."""
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    return err
+
+
+def connect(address, source=None):
+    sock = socket.socket()
+    sock.settimeout(5)
+    if source:
+        sock.bind((source, 0))
+    sock.connect(address)
+    return sock
+
+
+def read_until_closed(sock):
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(4096)
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+def test_echo_with_token_per_ip_cap_deny_list_and_stats(tmp_path):
+    """Token auth, --max-per-ip, --deny and the stats line (interval and SIGUSR1) together."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text("other-token\n%s\n" % TOKEN)
+    process, address = start("echo", "--port", "0", "--auth-token-file", str(tokens),
+                             "--max-per-ip", "1", "--deny", "127.0.0.9/32",
+                             "--stats-interval", "0.2")
+    try:
+        with connect(address) as client:
+            client.sendall(TOKEN.encode() + b"\nhello")
+            assert client.recv(100) == b"hello"
+            with connect(address) as second:                 # over --max-per-ip
+                assert read_until_closed(second) == b""
+            with connect(address, "127.0.0.9") as denied:
+                assert read_until_closed(denied) == b""
+            with connect(address, "127.0.0.2") as wrong:
+                wrong.sendall(b"guess\n")
+                assert read_until_closed(wrong) == FAILURE_MESSAGE + b"\n"
+            time.sleep(0.3)                                  # let an interval line pass
+            process.send_signal(signal.SIGUSR1)
+            time.sleep(0.3)
+    finally:
+        err = stop(process)
+    stats_lines = [line for line in err.splitlines() if " stats " in line]
+    assert len(stats_lines) >= 2, err
+    assert "rejected: filter=1 per_ip=1 auth=1" in stats_lines[-1], err
+
+
+def test_chat_wants_the_token_before_the_nick(tmp_path):
+    """chat --auth-token-file: the first line is the token; the welcome comes after it."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text(TOKEN + "\n")
+    process, address = start("chat", "--port", "0", "--auth-token-file", str(tokens))
+    try:
+        with connect(address) as member:
+            member.sendall(TOKEN.encode() + b"\n")
+            assert member.recv(100).startswith(b"welcome to reactor chat")
+        with connect(address) as stranger:
+            stranger.sendall(b"alice\n")
+            assert read_until_closed(stranger) == FAILURE_MESSAGE + b"\n"
+    finally:
+        stop(process)
+
+
+def test_psk_echo_with_length_framing_and_the_client_helper(tmp_path):
+    """echo --psk-file --framing length serves a connect_tcp(psk=...) client."""
+    key = "k" * 32
+    (tmp_path / "psk").write_text(key + "\n")
+    process, address = start("echo", "--port", "0", "--framing", "length",
+                             "--psk-file", str(tmp_path / "psk"))
+    loop = Reactor()
+    received = []
+
+    class Client(Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+            transport.write(b"\0\0\0\x05frame")
+
+        def data_received(self, data):
+            received.append(data)
+    try:
+        loop.connect_tcp(Client, *address, psk=key)
+        run_until(loop, lambda: b"".join(received) == b"\0\0\0\x05frame", timeout=10)
+    finally:
+        loop.close()
+        stop(process)
+
+
+def test_rate_limited_echo_still_echoes_everything():
+    """echo --rate shapes a fast sender without losing a byte."""
+    process, address = start("echo", "--port", "0", "--rate", "200000", "--msg-rate", "1000",
+                             "--ip-rate", "400000", "--idle-timeout", "30")
+    payload = bytes(range(256)) * 1000
+    try:
+        with connect(address) as client:
+            client.settimeout(10)
+            client.sendall(payload)
+            got = b""
+            while len(got) < len(payload):
+                got += client.recv(65536)
+            assert got == payload
+    finally:
+        stop(process)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--auth-token-file", "/nonexistent/tokens"], "cannot use /nonexistent/tokens"),
+    (["--deny", "10.0.0.0/40"], "bad protection option: deny"),
+    (["--max-per-ip", "0"], "max_per_ip must be >= 1"),
+    (["--rate", "-5"], "bad protection option"),
+    (["--idle-timeout", "-1"], "idle_timeout_seconds must be"),
+    (["--stats-interval", "0"], "--stats-interval must be > 0"),
+    (["--udp", "--rate", "100"], "--udp takes only --host and --port"),
+])
+def test_bad_protection_options_fail_with_a_clear_message(args, message):
+    """A bad protection option exits non-zero with one line naming it, no traceback."""
+    result = subprocess.run([sys.executable, "-m", "reactor", "echo", "--port", "0"] + args,
+                            cwd=ROOT, capture_output=True, text=True, timeout=20)
+    assert result.returncode != 0
+    assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_short_psk_and_two_auth_kinds_are_refused(tmp_path):
+    """A PSK under 16 bytes, or both auth files at once, is refused before listening."""
+    (tmp_path / "short").write_text("tiny\n")
+    (tmp_path / "tokens").write_text(TOKEN + "\n")
+    for args, message in [(["--psk-file", str(tmp_path / "short")], "at least 16 bytes"),
+                          (["--psk-file", str(tmp_path / "short"), "--auth-token-file",
+                            str(tmp_path / "tokens")], "exclude each other")]:
+        result = subprocess.run([sys.executable, "-m", "reactor", "echo", "--port", "0"] + args,
+                                cwd=ROOT, capture_output=True, text=True, timeout=20)
+        assert result.returncode != 0 and message in result.stderr, result.stderr
