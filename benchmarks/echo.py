@@ -63,7 +63,7 @@ def start_server(model, port, *extra):
     return process
 
 
-def prime(port):
+def prime(port, preamble=b""):
     """Open, use and close one connection before measuring.
 
     A fresh CPython server whose reads allocate large buffers (asyncio reads
@@ -72,7 +72,7 @@ def prime(port):
     long past that point, so every model is primed the same way.
     """
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"prime" * 13000)
+        sock.sendall(preamble + b"prime" * 13000)
         received = 0
         while received < 5 * 13000:
             chunk = sock.recv(65536)
@@ -91,7 +91,7 @@ def stop_server(process):
         process.communicate()
 
 
-def measure(model, command, warmup, duration, before=None):
+def measure(model, command, warmup, duration, before=None, env=None):
     """Run ``command`` (a load generator printing JSON) against a fresh ``model`` server.
 
     ``before(port)`` primes the server first. The server's CPU time is read
@@ -105,7 +105,7 @@ def measure(model, command, warmup, duration, before=None):
         if before is not None:
             before(port)
         client = subprocess.Popen([part.replace("{port}", str(port)) for part in command],
-                                  stdout=subprocess.PIPE, text=True)
+                                  stdout=subprocess.PIPE, text=True, env=env)
         time.sleep(warmup)
         cpu_before = process_cpu_seconds(server.pid)
         output, _ = client.communicate(timeout=warmup + duration + 60)
@@ -115,13 +115,18 @@ def measure(model, command, warmup, duration, before=None):
     return json.loads(output), cpu_after - cpu_before
 
 
-def one_run(model, scenario, loadgen, warmup, duration, framing="raw"):
+def one_run(model, scenario, loadgen, warmup, duration, framing="raw", preamble=b""):
+    """Measure one scenario on a fresh server; ``preamble`` (a token line) opens each connection."""
     conns, size, pipeline = scenario
     command = ([loadgen] if loadgen else [sys.executable, os.path.join(HERE, "pyloadgen.py")])
     command += ["127.0.0.1", "{port}", str(conns), str(size), str(pipeline),
                 str(warmup), str(duration), framing]
-    before = prime if framing == "raw" else (lambda port: time.sleep(0.05))
-    result, cpu_seconds = measure(model, command, warmup, duration, before)
+    if framing == "raw":
+        before = lambda port: prime(port, preamble + b"\n" if preamble else b"")  # noqa: E731
+    else:
+        before = lambda port: time.sleep(0.05)                                  # noqa: E731
+    env = dict(os.environ, LOADGEN_PREAMBLE=preamble.decode()) if preamble else None
+    result, cpu_seconds = measure(model, command, warmup, duration, before, env)
     requests = max(result["requests"], 1)
     return {
         "requests_per_second": result["requests"] / result["seconds"],
@@ -156,6 +161,9 @@ def idle_memory(model, count):
 
 
 def main(args, extra):
+    if "--protected" in extra:
+        from .protected import main as protected_main
+        return protected_main(args, extra)
     if not os.path.exists("/proc/self/stat"):
         print("the echo suite reads server CPU time from /proc; this platform has none")
         return 1

@@ -15,6 +15,8 @@
  * With "udp", each connection is a connected UDP socket and each message one
  * datagram; a connection that hears nothing for 200 ms re-sends its window
  * (the datagrams are counted as lost).
+ * With LOADGEN_PREAMBLE set in the environment, each TCP connection first
+ * sends that string and a newline (an auth token), which is not echoed.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -123,6 +125,14 @@ int main(int argc, char **argv) {
         int one = 1;
         if (!udp) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) { perror("connect"); return 1; }
+        const char *preamble = getenv("LOADGEN_PREAMBLE");
+        if (preamble && !udp) {
+            size_t length = strlen(preamble);
+            if (write(fd, preamble, length) != (ssize_t)length || write(fd, "\n", 1) != 1) {
+                perror("preamble");
+                return 1;
+            }
+        }
         fcntl(fd, F_SETFL, O_NONBLOCK);
         conns[i].fd = fd;
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = &conns[i]};

@@ -1,11 +1,12 @@
 """A Python stand-in for loadgen.c, used only when no C compiler is available.
 
-Same arguments and JSON output. It saturates long before the servers do,
+Same arguments, environment (``LOADGEN_PREAMBLE``) and JSON output. It saturates long before the servers do,
 so the suite marks its runs as load-generator bound; server CPU per
 request is still meaningful.
 """
 
 import json
+import os
 import resource
 import selectors
 import socket
@@ -27,6 +28,8 @@ def main():
     for _ in range(conns):
         sock = socket.create_connection((host, port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if os.environ.get("LOADGEN_PREAMBLE"):          # an auth token, not echoed
+            sock.sendall(os.environ["LOADGEN_PREAMBLE"].encode() + b"\n")
         sock.sendall(payload * pipeline)
         sock.setblocking(False)
         state[sock] = [0, [start] * pipeline]

@@ -24,6 +24,10 @@ CERTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UDP_MODELS = ["reactor-udp", "asyncio-udp", "selectors-minimal-udp"]
 #: Length-prefixed (4-byte big-endian) framed echo servers, for the framing suite.
 FRAMED_MODELS = ["reactor-length", "asyncio-streams-length", "asyncio-protocol-length"]
+#: Echo with every protection on but none binding, for ``echo --protected``.
+PROTECTED_MODELS = ["reactor", "reactor-protected"]
+#: The token the protected server accepts and the load generator sends first.
+BENCH_TOKEN = b"benchmark-token-0123456789abcdef"
 #: model -> the package it needs beyond the standard library
 OPTIONAL = {"uvloop": "uvloop", "gevent": "gevent", "twisted": "twisted"}
 
@@ -71,6 +75,35 @@ def serve_reactor(port, measure_idle):
     server = loop.listen_tcp(EchoProtocol, "127.0.0.1", port)
     if measure_idle:
         loop.add_signal_handler(signal.SIGUSR1, report_idle, baseline, lambda: len(server))
+    ready()
+    loop.run()
+    loop.close()
+
+
+def serve_reactor_protected(port, measure_idle):
+    """The reactor echo behind a guard: auth, idle timeout, per-IP cap and four rate limits.
+
+    The limits are set far above what the benchmark sends, so they cost
+    their bookkeeping but never bind. ``--idle-timeout S`` (default 300)
+    is what the slowloris measurement shortens.
+    """
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import reactor
+    from reactor.apps.echo import EchoProtocol
+    from reactor.auth import TokenAuth
+    from reactor.policy import Rate
+    idle = 300.0
+    if "--idle-timeout" in sys.argv:
+        idle = float(sys.argv[sys.argv.index("--idle-timeout") + 1])
+    limits = reactor.Limits(
+        idle_timeout_seconds=idle, max_per_ip=100000,
+        rate_bytes=Rate(1e9), rate_messages=Rate(1e7),
+        ip_rate_bytes=Rate(1e10), ip_rate_messages=Rate(1e8))
+    loop = reactor.Reactor()
+    server = loop.listen_tcp(EchoProtocol, "127.0.0.1", port, limits=limits,
+                             auth=TokenAuth([BENCH_TOKEN]))
+    loop.add_signal_handler(signal.SIGUSR1, lambda: print("connections %d" % len(server),
+                                                          flush=True))
     ready()
     loop.run()
     loop.close()

@@ -32,7 +32,7 @@ import ssl
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .errors import ConnectError, ConnectRefusedError, ConnectTimeoutError
-from .guard import ClientAuth
+from .client_auth import ClientAuth
 from .loop import EVENT_WRITE
 from .policy import DEFAULT_LIMITS, Limits
 from .streams import StreamTransport

@@ -21,7 +21,9 @@ idle                no byte received and nothing written for
                     ``idle_timeout_seconds``: close
 rates               token buckets (``ratelimit.py``) for this connection
                     and for its client address, in bytes and messages;
-                    in debt: stop reading until repaid ("shape"), or close
+                    in debt: stop reading until repaid ("shape"), or close.
+                    Tokens are leased a sixteenth of a burst at a time,
+                    so most reads only subtract from the guard's credit
 ==================  ===================================================
 
 **One timer per connection, reset, never re-created.** Every deadline
@@ -29,9 +31,10 @@ rates               token buckets (``ratelimit.py``) for this connection
 records ``now`` in ``_last_activity``, an attribute write; when the timer
 fires it compares the deadline with that record and, if the connection was
 active meanwhile, resets itself to the new deadline. So a busy connection
-costs one timer firing per idle period, not one timer operation per read,
-and a connection is closed no earlier than its deadline and at most one
-wheel tick later. The rate limiter has its own timer (the end of a pause),
+costs one timer firing per idle period, not one timer operation per read.
+A connection is closed no earlier than its deadline, and as late as the
+loop's timers run late: up to a wheel tick (1 ms) plus the selector's
+millisecond rounding of its timeout. The rate limiter has its own timer (the end of a pause),
 made on the first pause and reset for every later one.
 
 The app may pause reading for its own reasons (backpressure) while the
@@ -43,17 +46,13 @@ counts it under the error's ``reason`` and logs it, rate-limited.
 """
 
 import enum
-import logging
 from typing import Any, Optional
 
-from .auth import FAILURE_MESSAGE, parse_challenge, psk_answer
 from .errors import (AuthenticationError, FirstFrameTimeoutError, IdleTimeoutError,
                      RateLimitError)
 from .framed import FramedProtocol
 from .policy import Limits
-from .ratelimit import bucket
-
-logger = logging.getLogger("reactor")
+from .ratelimit import bucket, charge, lease_size, refund
 
 
 class GuardState(enum.Enum):
@@ -64,6 +63,7 @@ class GuardState(enum.Enum):
     CLOSED = "closed"
 
 
+_INF = float("inf")
 _AUTHENTICATING = GuardState.AUTHENTICATING
 _OPEN = GuardState.OPEN
 _CLOSED = GuardState.CLOSED
@@ -97,13 +97,15 @@ class Guard:
 
     __slots__ = ("_loop", "_clock", "_app", "_transport", "_state", "_framed",
                  "_handshake", "_timer", "_auth_deadline", "_first_frame_deadline",
-                 "_idle_seconds", "_last_activity", "_buckets", "_disconnect_on_rate",
+                 "_idle_seconds", "_last_activity", "_byte_buckets", "_message_buckets",
+                 "_metered", "_byte_lease", "_message_lease", "_byte_credit",
+                 "_message_credit", "_disconnect_on_rate",
                  "_rate_timer", "_shaping", "_app_paused", "_limits")
 
     def __init__(self, loop: Any, app: Any, limits: Limits, client: Optional[ClientRecord],
                  auth: Any = None) -> None:
         self._loop = loop
-        self._clock = loop.time
+        self._clock = loop._clock          # the loop's own clock function: no extra frame
         self._app = app
         self._limits = limits
         self._transport: Any = None
@@ -117,11 +119,20 @@ class Guard:
         self._idle_seconds = limits.idle_timeout_seconds
         self._last_activity = 0.0
         now = self._clock()
-        buckets = [bucket(limits.rate_bytes, now), bucket(limits.rate_messages, now)]
+        byte_buckets = [bucket(limits.rate_bytes, now)]
+        message_buckets = [bucket(limits.rate_messages, now)]
         if client is not None:
-            buckets += [client.bytes_bucket, client.messages_bucket]
-        # (bucket, counts messages?) for the buckets that exist; empty: no rate limits.
-        self._buckets = tuple((b, i % 2 == 1) for i, b in enumerate(buckets) if b is not None)
+            byte_buckets.append(client.bytes_bucket)
+            message_buckets.append(client.messages_bucket)
+        self._byte_buckets = tuple(b for b in byte_buckets if b is not None)
+        self._message_buckets = tuple(b for b in message_buckets if b is not None)
+        self._metered = bool(self._byte_buckets or self._message_buckets)
+        # Tokens already paid to every bucket and not yet spent (see
+        # ratelimit.charge); infinite for a kind with no bucket.
+        self._byte_lease = lease_size(self._byte_buckets)
+        self._message_lease = lease_size(self._message_buckets)
+        self._byte_credit = 0.0 if self._byte_buckets else _INF
+        self._message_credit = 0.0 if self._message_buckets else _INF
         self._disconnect_on_rate = limits.rate_action == "disconnect"
         self._rate_timer: Any = None
         self._shaping = False
@@ -148,7 +159,8 @@ class Guard:
     def data_received(self, data: bytes) -> None:
         """Note the activity, pass the bytes on, then charge the rate buckets."""
         # Hot path: once per read of a guarded connection. The common case is
-        # one clock read, one attribute write and the app's own call.
+        # one clock read, a few attribute writes, the app's own call and two
+        # subtractions from the prepaid rate credit (no bucket is touched).
         now = self._clock()
         self._last_activity = now
         if self._state is not _OPEN:
@@ -166,8 +178,11 @@ class Guard:
             app.data_received(data)
             messages = 1
             self._first_frame_deadline = None
-        if self._buckets:
-            self._charge(len(data), messages, now)
+        if self._metered:
+            self._byte_credit -= len(data)
+            self._message_credit -= messages
+            if self._byte_credit < 0.0 or self._message_credit < 0.0:
+                self._settle(now)
 
     def eof_received(self) -> Optional[bool]:
         """Pass the peer's half-close on; during auth it simply ends the connection."""
@@ -182,6 +197,11 @@ class Guard:
             self._timer.cancel()
         if self._rate_timer is not None:
             self._rate_timer.cancel()
+        if self._metered:                       # give unspent leased tokens back to siblings
+            if self._byte_credit > 0.0 and self._byte_credit != _INF:
+                refund(self._byte_buckets, self._byte_credit)
+            if self._message_credit > 0.0 and self._message_credit != _INF:
+                refund(self._message_buckets, self._message_credit)
         if state is _OPEN:
             self._app.connection_lost(exc)
 
@@ -309,19 +329,24 @@ class Guard:
         elif rest:
             app.data_received(rest)
 
-    def _charge(self, nbytes: int, messages: int, now: float) -> None:
-        """Take tokens from every bucket; in debt, pause reading (or close) until repaid."""
+    def _settle(self, now: float) -> None:
+        """The prepaid credit ran out: charge the buckets, lease more, shape if in debt."""
         wait = 0.0
-        for token_bucket, counts_messages in self._buckets:
-            debt = token_bucket.take(messages if counts_messages else nbytes, now)
-            if debt > wait:
-                wait = debt
-        if wait <= 0.0 or self._state is not _OPEN:
-            return
+        if self._byte_credit < 0.0:
+            wait, self._byte_credit = charge(self._byte_buckets, -self._byte_credit,
+                                             self._byte_lease, now)
+        if self._message_credit < 0.0:
+            message_wait, self._message_credit = charge(
+                self._message_buckets, -self._message_credit, self._message_lease, now)
+            wait = max(wait, message_wait)
+        if wait > 0.0 and self._state is _OPEN:
+            self._over_rate(wait)
+
+    def _over_rate(self, wait: float) -> None:
+        """A bucket is in debt for ``wait`` seconds: stop reading that long, or disconnect."""
         if self._disconnect_on_rate:
             self._transport.close_with_error(RateLimitError(
-                "sent faster than the rate limit (%s)" % _describe_buckets(self._buckets)),
-                flush=False)
+                "sent faster than the rate limit (%s)" % self._describe_rates()), flush=False)
             return
         self._shaping = True
         self._transport.pause_reading()
@@ -329,6 +354,10 @@ class Guard:
             self._rate_timer = self._loop.call_later(wait, self._end_shaping)
         else:
             self._rate_timer.reset(wait)
+
+    def _describe_rates(self) -> str:
+        return ", ".join(["%.6g bytes/s" % b.per_second for b in self._byte_buckets] +
+                         ["%.6g messages/s" % b.per_second for b in self._message_buckets])
 
     def _end_shaping(self) -> None:
         self._shaping = False
@@ -384,119 +413,3 @@ class Guard:
                     "idle (no bytes either way) for %.3g s" % self._idle_seconds))
                 return
         self._arm(now)
-
-
-class ClientAuth:
-    """The client's half of auth, between a client transport and the app protocol.
-
-    With a token, it writes the token as the first line (or first frame,
-    for a ``FramedProtocol``) and hands over to the app at once. With a
-    PSK, it answers the server's challenge, waits for the server's "ok",
-    then hands over: ``transport.set_protocol(app)`` and
-    ``app.connection_made(transport)``, so after auth it costs nothing.
-    A refusal, a close or ``timeout_seconds`` of silence before the "ok"
-    calls ``on_error(AuthenticationError)``; the app never sees the
-    connection.
-    """
-
-    def __init__(self, loop: Any, app: Any, token: Any = None, psk: Any = None,
-                 on_error: Any = None, timeout_seconds: float = 10.0) -> None:
-        if (token is None) == (psk is None):
-            raise ValueError("ClientAuth needs exactly one of token= and psk=")
-        self._loop = loop
-        self._app = app
-        self._token = token.encode() if isinstance(token, str) else token
-        self._psk = psk
-        self._on_error = on_error
-        self._timeout_seconds = timeout_seconds
-        self._transport: Any = None
-        self._pending = bytearray()
-        self._stage = "challenge"             # -> "ok" -> "done"
-        self._timer: Any = None
-
-    def connection_made(self, transport: Any) -> None:
-        """Send the token and hand over, or wait for the PSK challenge."""
-        self._transport = transport
-        if self._token is not None:
-            app = self._app
-            if isinstance(app, FramedProtocol):
-                transport.write(app.framer.encode(self._token))
-            else:
-                transport.write(self._token + b"\n")
-            self._hand_over(b"")
-            return
-        self._timer = self._loop.call_later(self._timeout_seconds, self._fail,
-                                            "the server did not complete the PSK handshake "
-                                            "within %.3g s" % self._timeout_seconds)
-
-    def data_received(self, data: bytes) -> None:
-        """Read the challenge, then the verdict, one line each."""
-        pending = self._pending
-        pending += data
-        while self._stage != "done":
-            end = pending.find(b"\n")
-            if end < 0:
-                if len(pending) > 4096:
-                    self._fail("the server sent an overlong handshake line")
-                return
-            line = bytes(pending[:end]).rstrip(b"\r")
-            del pending[:end + 1]
-            if self._stage == "challenge":
-                try:
-                    nonce = parse_challenge(line)
-                except AuthenticationError as exc:
-                    self._fail(str(exc))
-                    return
-                self._transport.write(psk_answer(self._psk, nonce) + b"\n")
-                self._stage = "ok"
-            elif line == b"reactor-psk-v1 ok":
-                self._hand_over(bytes(pending))
-                return
-            else:
-                self._fail("the server refused the pre-shared key"
-                           if line == FAILURE_MESSAGE else
-                           "unexpected handshake reply %r" % line[:80])
-                return
-
-    def eof_received(self) -> Optional[bool]:
-        """The server closed during the handshake: that is a refusal."""
-        return None
-
-    def connection_lost(self, exc: Optional[BaseException]) -> None:
-        """Closed before the handshake finished: report it."""
-        if self._stage != "done":
-            self._fail("the server closed the connection during authentication")
-
-    def pause_writing(self) -> None:
-        """Nothing to pause: the handshake writes one line."""
-
-    def resume_writing(self) -> None:
-        """Nothing to resume."""
-
-    def _hand_over(self, rest: bytes) -> None:
-        self._stage = "done"
-        if self._timer is not None:
-            self._timer.cancel()
-        transport, app = self._transport, self._app
-        transport.set_protocol(app)
-        app.connection_made(transport)
-        if rest and not transport.is_closing():
-            app.data_received(rest)
-
-    def _fail(self, message: str) -> None:
-        if self._stage == "done":
-            return
-        self._stage = "done"
-        if self._timer is not None:
-            self._timer.cancel()
-        self._transport.abort()
-        error = AuthenticationError(message)
-        if self._on_error is not None:
-            self._on_error(error)
-        else:
-            logger.warning("authentication failed: %s", message)
-
-
-def _describe_buckets(buckets: Any) -> str:
-    return ", ".join("%.6g %s/s" % (b.per_second, "messages" if messages else "bytes")
-                     for b, messages in buckets)

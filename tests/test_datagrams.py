@@ -1,6 +1,5 @@
 """Datagram transports: UDP over IPv4 and IPv6, Unix datagrams, limits and errors."""
 
-import errno
 import os
 import random
 import re

@@ -16,7 +16,7 @@ LAYERS = {
     "timers": 1, "wheel": 1, "protocols": 1, "framed": 1,
     "loop": 2,
     "streams": 3, "tcp": 3, "unix": 3, "udp": 3, "datagrams": 3,
-    "tls": 4, "guard": 4,
+    "tls": 4, "guard": 4, "client_auth": 4,
     "server": 5, "client": 5, "network": 5,
     "cli": 6, "__main__": 6, "apps": 6, "__init__": 6,
 }

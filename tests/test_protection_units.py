@@ -13,7 +13,7 @@ from reactor.errors import AuthenticationError
 from reactor.framing import LengthPrefixFramer
 from reactor.monitor import AbuseLog, format_stats
 from reactor.policy import Limits, Rate
-from reactor.ratelimit import TokenBucket
+from reactor.ratelimit import TokenBucket, charge, lease_size, refund
 
 PSK = b"0123456789abcdef-shared-key"
 
@@ -34,7 +34,7 @@ def test_bucket_debt_is_repaid_at_the_rate():
     wait = bucket.take(600, 0.0)
     assert wait == pytest.approx(0.5)
     assert bucket.take(0, 0.5) == 0.0
-    assert bucket.tokens == pytest.approx(0.0)
+    assert bucket.tokens(0.5) == pytest.approx(0.0)
 
 
 def test_bucket_refill_stops_at_the_burst():
@@ -42,7 +42,7 @@ def test_bucket_refill_stops_at_the_burst():
     bucket = TokenBucket(Rate(10, burst=5), now=0.0)
     bucket.take(5, 0.0)
     assert bucket.take(0, 1000.0) == 0.0
-    assert bucket.tokens == 5
+    assert bucket.tokens(1000.0) == 5
     assert bucket.is_full(1000.0)
     assert bucket.take(6, 1000.0) == pytest.approx(0.1)
 
@@ -60,6 +60,47 @@ def test_bucket_long_run_rate_is_exact_under_shaping():
         now += bucket.take(chunk, now)       # pause exactly as long as the guard would
     # At the last pause's end the debt is repaid: sent == burst + rate * now.
     assert sent == pytest.approx(burst + rate * now, rel=1e-9), "seed %d" % seed
+
+
+def test_charge_leases_only_what_every_bucket_can_spare():
+    """A lease is taken from all buckets alike and never puts one into debt."""
+    own, shared = TokenBucket(Rate(100, burst=100), 0.0), TokenBucket(Rate(100, burst=30), 0.0)
+    wait, leased = charge([own, shared], 20, lease=50, now=0.0)
+    assert wait == 0.0 and leased == pytest.approx(10)        # shared had 10 spare
+    assert own.tokens(0.0) == pytest.approx(70) and shared.tokens(0.0) == pytest.approx(0)
+    wait, leased = charge([own, shared], 5, lease=50, now=0.0)
+    assert wait == pytest.approx(0.05) and leased == 0.0      # 5 of debt on shared
+    refund([own, shared], 10)
+    assert own.tokens(0.0) == pytest.approx(75) and shared.tokens(0.0) == pytest.approx(5)
+    assert lease_size([own, shared]) == pytest.approx(30 / 16)
+
+
+def test_leases_never_delay_more_than_charging_every_read_and_keep_the_bound():
+    """With random reads and idle gaps, leased charging never waits longer than per-read
+    charging, and the units let through stay within burst + one lease + rate * T + one read."""
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    rate = Rate(10000, burst=4000)
+    plain, leased_bucket = TokenBucket(rate, 0.0), TokenBucket(rate, 0.0)
+    lease, credit, now, delivered = lease_size([leased_bucket]), 0.0, 0.0, 0
+    window_start, window_delivered = 0.0, 0
+    for _ in range(5000):
+        if rng.random() < 0.1:
+            now += 1.0                                   # idle: both buckets refill
+            window_start, window_delivered = now, 0
+        chunk = rng.randint(1, 1500)
+        expected = plain.take(chunk, now)
+        credit -= chunk
+        wait = 0.0
+        if credit < 0:
+            wait, credit = charge([leased_bucket], -credit, lease, now)
+        assert wait <= expected + 1e-9, "seed %d" % seed
+        delivered += chunk
+        window_delivered += chunk
+        assert window_delivered <= (rate.burst + lease + rate.per_second * (now - window_start)
+                                    + 1500), "seed %d" % seed
+        now += wait                                      # the guard pauses this long
+    assert lease == rate.burst / 16
 
 
 def test_rate_defaults_burst_to_one_second_and_validates():

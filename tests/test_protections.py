@@ -14,8 +14,7 @@ import pytest
 
 from reactor import FakeClock, FramedProtocol, Limits, Reactor, StreamTransport
 from reactor.auth import FAILURE_MESSAGE, PskAuth, TokenAuth, parse_challenge, psk_answer
-from reactor.errors import (AuthenticationError, FirstFrameTimeoutError, IdleTimeoutError,
-                            RateLimitError, SlowConsumerError)
+from reactor.errors import AuthenticationError, FirstFrameTimeoutError
 from reactor.framing import LengthPrefixFramer, LineFramer
 from reactor.policy import Rate
 

@@ -212,7 +212,6 @@ def test_pause_and_resume_writing_follow_the_water_marks(loop):
             transport.write(b"z" * 5000)
         assert protocol.events[-1] == ("pause_writing",)
         got = 0
-        total = transport.get_write_buffer_size()
         sock.settimeout(5)
         while ("resume_writing",) not in protocol.events:
             got += len(sock.recv(65536))

@@ -25,7 +25,7 @@ from typing import Any, Dict, Optional, Set
 
 from ..framed import FramedProtocol
 from ..framing import FramingError, LineFramer
-from .echo import add_server_options, serve
+from .serving import add_server_options, serve
 
 logger = logging.getLogger("reactor")
 

@@ -1,0 +1,183 @@
+"""What every server subcommand shares: its options, its protections, its life.
+
+``add_server_options`` gives a subcommand the common switches (where to
+listen, TLS, and the protections of ``docs/PROTECTIONS.md``), and
+``serve`` runs it the same way every time::
+
+    parse options -> Limits + auth -> listen (log where) -> run until SIGINT/SIGTERM
+        (SIGUSR1 and --stats-interval log the server's counters meanwhile)
+    -> shutdown(grace) -> log the final counters
+
+Each subcommand (``echo.py``, ``chat.py``) only supplies its protocol.
+"""
+
+import argparse
+import logging
+import signal
+from typing import Any, Optional
+
+from ..auth import PskAuth, TokenAuth
+from ..monitor import format_stats
+from ..network import Reactor
+from ..policy import DEFAULT_LIMITS, Limits, Rate
+from ..tls import server_context
+
+logger = logging.getLogger("reactor")
+
+
+def add_server_options(parser: argparse.ArgumentParser, default_port: int) -> None:
+    """Add the options every stream server subcommand shares."""
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; '' for all)")
+    parser.add_argument("--port", type=int, default=default_port,
+                        help="TCP port (default %d; 0 picks a free one)" % default_port)
+    parser.add_argument("--unix", metavar="PATH", help="listen on a Unix socket instead of TCP")
+    parser.add_argument("--max-connections", type=int, metavar="N",
+                        help="accept at most N open connections; more are closed at once")
+    parser.add_argument("--grace", type=float, default=2.0, metavar="SECONDS",
+                        help="on shutdown, time given to connections to flush (default 2)")
+    parser.add_argument("--tls-cert", metavar="CERT",
+                        help="serve TLS with this certificate chain (PEM)")
+    parser.add_argument("--tls-key", metavar="KEY",
+                        help="private key for --tls-cert (PEM; default: inside CERT)")
+    parser.add_argument("--tls-handshake-timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="drop clients that have not finished the TLS handshake (default 10)")
+    group = parser.add_argument_group(
+        "protections", "limits for a server that faces the internet (all off unless given; "
+        "see docs/PROTECTIONS.md)")
+    group.add_argument("--max-per-ip", type=int, metavar="N",
+                       help="at most N open connections per client address (IPv6: per /64)")
+    group.add_argument("--idle-timeout", type=float, metavar="SECONDS",
+                       help="close connections with no bytes either way for this long")
+    group.add_argument("--first-frame-timeout", type=float, metavar="SECONDS",
+                       help="close connections that send no complete first line/frame "
+                            "(first byte, for raw echo) this soon after connecting")
+    group.add_argument("--rate", type=float, metavar="BYTES_PER_S",
+                       help="per connection: read at most this many bytes per second "
+                            "(bursts of one second's worth)")
+    group.add_argument("--msg-rate", type=float, metavar="N_PER_S",
+                       help="per connection: at most N messages per second (frames; reads, "
+                            "for raw echo)")
+    group.add_argument("--ip-rate", type=float, metavar="BYTES_PER_S",
+                       help="like --rate, for all connections of one client address together")
+    group.add_argument("--ip-msg-rate", type=float, metavar="N_PER_S",
+                       help="like --msg-rate, for all connections of one client address together")
+    group.add_argument("--rate-action", choices=["shape", "disconnect"], default="shape",
+                       help="over a rate: stop reading until it refills (default; nothing is "
+                            "lost), or disconnect")
+    group.add_argument("--allow", action="append", default=[], metavar="CIDR",
+                       help="accept only clients in this network (repeatable)")
+    group.add_argument("--deny", action="append", default=[], metavar="CIDR",
+                       help="refuse clients in this network (repeatable; wins over --allow)")
+    group.add_argument("--auth-token-file", metavar="FILE",
+                       help="clients must send one of FILE's tokens (one per line) as their "
+                            "first line (first frame, for length/netstring framing); use TLS")
+    group.add_argument("--psk-file", metavar="FILE",
+                       help="clients must answer an HMAC-SHA256 challenge with FILE's key "
+                            "(reactor.auth); safe without TLS")
+    group.add_argument("--auth-timeout", type=float, default=DEFAULT_LIMITS.auth_timeout_seconds,
+                       metavar="SECONDS", help="time allowed for auth (default %g)"
+                       % DEFAULT_LIMITS.auth_timeout_seconds)
+    group.add_argument("--stats-interval", type=float, metavar="SECONDS",
+                       help="log the server's counters every SECONDS (SIGUSR1 logs them at once)")
+
+
+def limits_from_args(args: Any) -> Limits:
+    """Build the server's ``Limits`` from the command line; SystemExit on a bad value."""
+    def rate(value: Optional[float]) -> Optional[Rate]:
+        return Rate(value) if value else None
+    try:
+        return DEFAULT_LIMITS.with_changes(
+            max_connections=args.max_connections, max_per_ip=args.max_per_ip,
+            idle_timeout_seconds=args.idle_timeout or None,
+            first_frame_timeout_seconds=args.first_frame_timeout or None,
+            auth_timeout_seconds=args.auth_timeout,
+            rate_bytes=rate(args.rate), rate_messages=rate(args.msg_rate),
+            ip_rate_bytes=rate(args.ip_rate), ip_rate_messages=rate(args.ip_msg_rate),
+            rate_action=args.rate_action, allow=tuple(args.allow), deny=tuple(args.deny))
+    except ValueError as exc:
+        raise SystemExit("bad protection option: %s" % exc) from None
+
+
+def auth_from_args(args: Any) -> Any:
+    """Return the authenticator the command line asks for (or None); SystemExit if unusable."""
+    if args.auth_token_file and args.psk_file:
+        raise SystemExit("--auth-token-file and --psk-file exclude each other; pick one")
+    try:
+        if args.auth_token_file:
+            return TokenAuth.from_file(args.auth_token_file)
+        if args.psk_file:
+            return PskAuth.from_file(args.psk_file)
+    except (OSError, ValueError) as exc:
+        raise SystemExit("cannot use %s: %s" % (args.auth_token_file or args.psk_file, exc)) \
+            from None
+    return None
+
+
+def serve(args: Any, protocol_factory: Any) -> int:
+    """Listen as ``args`` say, log where, run until a signal, then shut down."""
+    if args.tls_key and not args.tls_cert:
+        raise SystemExit("--tls-key needs --tls-cert")
+    context = server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+    limits, auth = limits_from_args(args), auth_from_args(args)
+    if args.stats_interval is not None and not args.stats_interval > 0:
+        raise SystemExit("--stats-interval must be > 0 seconds")
+    loop = Reactor(debug=True if getattr(args, "debug", False) else None)
+    try:
+        options = dict(limits=limits, ssl=context, auth=auth,
+                       ssl_handshake_timeout=args.tls_handshake_timeout)
+        if args.unix:
+            server = loop.listen_unix(protocol_factory, args.unix, **options)
+        else:
+            server = loop.listen_tcp(protocol_factory, args.host or None, args.port, **options)
+        for address in server.addresses:
+            logger.info("listening on %s%s%s", format_address(address),
+                        " (tls)" if context else "", " (auth: %s)" % auth.kind if auth else "")
+        if hasattr(signal, "SIGUSR1"):
+            loop.add_signal_handler(signal.SIGUSR1, server.log_stats)
+        if args.stats_interval:
+            log_every(loop, args.stats_interval, server.log_stats)
+        loop.run()
+        logger.info("shutting down: %d open connection(s), %.1f s grace",
+                    len(server), args.grace)
+        server.shutdown(args.grace, on_done=loop.stop)
+        loop.run()                       # a second signal ends the grace at once
+        for transport in server.connections():
+            transport.abort()
+        loop.run_once()
+        logger.info("stopped: %s", format_stats(server.stats()))
+    finally:
+        loop.close()
+    return 0
+
+
+def log_every(loop: Any, interval_seconds: float, log: Any) -> None:
+    """Call ``log()`` every ``interval_seconds`` on one timer, reset after each firing."""
+    def tick() -> None:
+        log()
+        timer.reset(interval_seconds)
+    timer = loop.call_later(interval_seconds, tick)
+
+
+def serve_datagrams(args: Any, protocol_factory: Any) -> int:
+    """Bind a UDP socket as ``args`` say, log where, run until a signal, then close."""
+    loop = Reactor(debug=True if getattr(args, "debug", False) else None)
+    try:
+        transport = loop.listen_udp(protocol_factory, args.host or None, args.port)
+        logger.info("listening on %s (udp)", format_address(transport.get_extra_info("sockname")))
+        loop.run()
+        transport.close()
+        loop.run_once()
+        logger.info("stopped (%s)", ", ".join("%s=%d" % item for item in
+                                               sorted(transport.stats().items())))
+    finally:
+        loop.close()
+    return 0
+
+
+def format_address(address: Any) -> str:
+    """Render a socket address as ``HOST:PORT``, ``[V6]:PORT`` or a Unix path."""
+    if isinstance(address, tuple):
+        host, port = address[0], address[1]
+        return "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
+    return str(address)
