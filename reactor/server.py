@@ -93,6 +93,8 @@ class Server:
         self._auth = auth
         self._filter = AccessFilter(limits.allow, limits.deny)
         self._guarded = needs_guard(limits, auth)
+        self._track_clients = limits.max_per_ip is not None or bool(
+            limits.ip_rate_bytes or limits.ip_rate_messages)
         #: open connection -> (its application protocol, its client's record)
         self._connections: Dict[StreamTransport, Tuple[Any, Optional[ClientRecord]]] = {}
         #: client key (address, or IPv6 /64) -> what its connections share
@@ -162,7 +164,8 @@ class Server:
             self._backoff_timer.cancel()
         if self._abuse_timer is not None:
             self._abuse_timer.cancel()
-            self._abuse.flush(float("inf"))
+            self._abuse_timer = None
+        self._abuse.flush(float("inf"))
         if self._spare_fd is not None:
             os.close(self._spare_fd)
             self._spare_fd = None
@@ -241,7 +244,7 @@ class Server:
                 "%d connections open, the server's limit" % limits.max_connections))
             return
         client = None
-        if limits.max_per_ip is not None or self._guarded:
+        if self._track_clients:
             key = client_key(address, limits.ipv6_prefix_length)
             if key is not None:
                 client = self._clients.get(key)
@@ -293,7 +296,8 @@ class Server:
         peer = _format_peer(address)
         self._abuse.record(reason, client_key(address, self._limits.ipv6_prefix_length), now,
                            "closing connection from %s (%s): %s", peer, reason, why)
-        if self._abuse_timer is None and self._abuse.next_flush() is not None:
+        if (self._abuse_timer is None and not self._closed
+                and self._abuse.next_flush() is not None):
             self._abuse_timer = self._loop.call_at(self._abuse.next_flush(), self._flush_abuse)
 
     def _flush_abuse(self) -> None:
