@@ -667,3 +667,32 @@ def test_abuse_logging_is_rate_limited(fake_net, caplog):
     for peer in peers:
         peer.close()
     server.close()
+
+
+def test_unix_peers_pass_the_filters_and_still_authenticate(fake_net, tmp_path):
+    """A Unix-socket peer has no address: deny-everything lists pass it, auth and idle apply."""
+    path = str(tmp_path / "guarded.sock")
+    made = []
+
+    def make():
+        made.append(Recorder(echo=True))
+        return made[-1]
+    server = fake_net.listen_unix(make, path, auth=TokenAuth([TOKEN]),
+                                  limits=Limits(deny=("0.0.0.0/0", "::/0"), max_per_ip=1,
+                                                idle_timeout_seconds=5))
+    peers = []
+    for _ in range(2):                               # max_per_ip does not count Unix peers
+        sock = socket.socket(socket.AF_UNIX)
+        sock.settimeout(5)
+        sock.connect(path)
+        sock.sendall(TOKEN + b"\nunix")
+        peers.append(sock)
+    pump_until(fake_net, lambda: len(made) == 2 and all(bytes(p.received) == b"unix"
+                                                         for p in made))
+    assert server.stats()["rejected_filter"] == 0 and server.stats()["clients"] == 0
+    advance(fake_net, 5)
+    pump_until(fake_net, lambda: all(p.lost() for p in made))
+    assert server.stats()["rejected_timeout"] == 2
+    for sock in peers:
+        sock.close()
+    server.close()

@@ -74,6 +74,29 @@ SCRIPT = textwrap.dedent("""
     loop.call_later(10, loop.stop)
     loop.run(stop_on_signals=False)
     assert datagrams == [b"datagram"] and tls_received == b"over tls", (datagrams, tls_received)
+
+    # And the protections: a PSK-authenticated, rate-limited, idle-timed server.
+    from reactor.auth import PskAuth
+    from reactor.policy import Rate
+    key = b"vendored-key-0123456789"
+    guarded = loop.listen_tcp(EchoProtocol, "127.0.0.1", 0, auth=PskAuth([key]),
+                              limits=reactor.Limits(idle_timeout_seconds=30, max_per_ip=4,
+                                                    rate_bytes=Rate(1e6), deny=["10.0.0.0/8"]))
+    guarded_received = bytearray()
+
+    class PskClient(reactor.Protocol):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            transport.write(b"after psk")
+
+        def data_received(self, data):
+            guarded_received.extend(data)
+            if guarded_received == b"after psk":
+                loop.stop()
+    loop.connect_tcp(PskClient, "127.0.0.1", guarded.addresses[0][1], psk=key)
+    loop.call_later(10, loop.stop)
+    loop.run(stop_on_signals=False)
+    assert guarded_received == b"after psk", guarded_received
     print(received.decode(), sys.version_info[:2])
     loop.close()
 """)
