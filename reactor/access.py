@@ -76,6 +76,14 @@ def peer_ip(address: Any) -> Optional[IPAddress]:
     return ip
 
 
+def format_address(address: Any) -> str:
+    """Render a socket address for a log line: ``HOST:PORT``, ``[V6]:PORT`` or a Unix path."""
+    if isinstance(address, tuple):
+        host, port = address[0], address[1]
+        return "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
+    return str(address) or "a local peer"
+
+
 def client_key(address: Any, ipv6_prefix_length: int = 64) -> Optional[str]:
     """Return the key a client is counted under (``"10.1.2.3"``, ``"2001:db8::/64"``), or None."""
     ip = peer_ip(address)

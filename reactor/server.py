@@ -41,7 +41,7 @@ import socket
 import ssl
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .access import AccessFilter, client_key
+from .access import AccessFilter, client_key, format_address
 from .errors import AccessDeniedError, ProtectionError
 from .guard import ClientRecord, Guard, needs_guard
 from .loop import EVENT_READ
@@ -293,7 +293,7 @@ class Server:
         """Count a refusal or a close for ``reason``; log it through the rate-limited abuse log."""
         self._counters["rejected_" + reason] = self._counters.get("rejected_" + reason, 0) + 1
         now = self._loop.time()
-        peer = _format_peer(address)
+        peer = format_address(address)
         self._abuse.record(reason, client_key(address, self._limits.ipv6_prefix_length), now,
                            "closing connection from %s (%s): %s", peer, reason, why)
         if (self._abuse_timer is None and not self._closed
@@ -459,13 +459,6 @@ def _add_traffic(totals: Dict[str, int], transport: StreamTransport, protocol: A
     totals["frames_out"] += getattr(protocol, "frames_out", 0)
 
 
-def _format_peer(address: Any) -> str:
-    if isinstance(address, tuple):
-        host = address[0]
-        return "[%s]:%d" % (host, address[1]) if ":" in host else "%s:%d" % (host, address[1])
-    return str(address) or "a local peer"
-
-
 def _open_spare_fd() -> Optional[int]:
     try:
         return os.open(os.devnull, os.O_RDONLY)
@@ -475,10 +468,6 @@ def _open_spare_fd() -> Optional[int]:
 
 def _describe(sock: socket.socket) -> str:
     try:
-        address = sock.getsockname()
+        return format_address(sock.getsockname())
     except OSError:
         return "a closed socket"
-    if isinstance(address, tuple):
-        host = address[0]
-        return "[%s]:%d" % (host, address[1]) if ":" in host else "%s:%d" % (host, address[1])
-    return str(address)

@@ -54,6 +54,7 @@ import logging
 import socket
 from typing import Any, Dict, Iterable, Optional
 
+from .access import format_address
 from .buffers import SendBuffer, thread_read_buffer
 from .errors import SlowConsumerError, TransportClosedError
 from .loop import EVENT_READ, EVENT_WRITE
@@ -322,7 +323,8 @@ class StreamTransport:
         if self._owner is not None:
             self._owner.report_closing(self, exc)
         else:
-            logger.warning("closing connection to %s: %s", self._describe_peer(), exc)
+            logger.warning("closing connection to %s: %s",
+                           format_address(self.get_extra_info("peername", "")), exc)
         if self._send_buffer is None or not flush:
             self._send_buffer = None
             self._close_now(None)
@@ -532,12 +534,6 @@ class StreamTransport:
         finally:
             self._protocol = _LostProtocol
             self._owner = None
-
-    def _describe_peer(self) -> str:
-        peer = self.get_extra_info("peername")
-        if isinstance(peer, tuple):
-            return "[%s]:%s" % peer[:2] if ":" in peer[0] else "%s:%s" % peer[:2]
-        return peer or "a local peer"
 
     def _call_protocol(self, method: str) -> None:
         """Call a flow-control method on the protocol; a failure aborts this connection."""

@@ -16,6 +16,7 @@ import logging
 import signal
 from typing import Any, Optional
 
+from ..access import format_address
 from ..auth import PskAuth, TokenAuth
 from ..monitor import format_stats
 from ..network import Reactor
@@ -173,11 +174,3 @@ def serve_datagrams(args: Any, protocol_factory: Any) -> int:
     finally:
         loop.close()
     return 0
-
-
-def format_address(address: Any) -> str:
-    """Render a socket address as ``HOST:PORT``, ``[V6]:PORT`` or a Unix path."""
-    if isinstance(address, tuple):
-        host, port = address[0], address[1]
-        return "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
-    return str(address)
