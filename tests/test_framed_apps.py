@@ -246,7 +246,7 @@ def test_chat_long_line_gets_an_error_line_then_close(loop):
         bob.send(b"y" * 5000 + b"\n")
         assert bob.line() == "error: line longer than 4096 bytes; closing"
         bob.wait_closed()
-        assert alice.line() == "* bob left"
+        assert alice.line() == "* bob was disconnected (framing)"
     finally:
         alice.close()
         bob.close()

@@ -696,3 +696,32 @@ def test_unix_peers_pass_the_filters_and_still_authenticate(fake_net, tmp_path):
     for sock in peers:
         sock.close()
     server.close()
+
+
+def test_chat_tells_the_room_when_a_member_is_dropped_for_idling(fake_net):
+    """An idle chat member is disconnected by the idle timeout, and the room hears why."""
+    from reactor.apps.chat import ChatService
+    service = ChatService()
+    server = fake_net.listen_tcp(service.protocol, "127.0.0.1", 0,
+                                 limits=Limits(idle_timeout_seconds=60))
+    address = server.addresses[0][:2]
+    alice, bob = Peer(fake_net, address), Peer(fake_net, address)
+    alice.send(b"alice\n")
+    bob.send(b"bob\n")
+    alice.wait(lambda: b"* bob joined #lobby\n" in alice.received)
+    advance(fake_net, 50)
+    alice.send(b"still here\n")                      # a line to the room: bob gets bytes too
+    bob.wait(lambda: b"alice: still here\n" in bob.received)
+    advance(fake_net, 50)
+    alice.send(b"/who\n")                            # only alice gets the answer
+    alice.wait(lambda: b"* in #lobby: alice, bob\n" in alice.received)
+    advance(fake_net, 9.9)
+    bob.pump(3)
+    assert not bob.closed                            # 59.9 s since bob's last bytes
+    advance(fake_net, 0.2)
+    bob.wait_closed()
+    alice.wait(lambda: b"* bob was disconnected (timeout)\n" in alice.received)
+    assert not alice.closed
+    alice.close()
+    bob.close()
+    server.close()

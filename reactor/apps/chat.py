@@ -15,7 +15,10 @@ a member goes through that member's send buffer; past ``--max-backlog``
 bytes (default 256 KiB) the member is disconnected with a logged reason,
 and everyone else carries on. A line over 4 KiB gets an error line, and
 the connection is closed (a line framer cannot tell where the next line
-starts once one has run past its limit).
+starts once one has run past its limit). The room hears why a member went:
+``* bob left``, or ``* bob was disconnected (timeout)`` when a protection
+(``docs/PROTECTIONS.md``) closed the connection. With ``--auth-token-file``
+the first line is a token, and the welcome comes after it.
 """
 
 import argparse
@@ -103,7 +106,9 @@ class ChatMember(FramedProtocol):
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         if self.nick is not None:
-            self.service.leave(self, "left")
+            reason = getattr(exc, "reason", None)         # a protection closed it: say which
+            self.service.leave(self, "left" if reason is None else "was disconnected (%s)"
+                               % reason.replace("_", " "))
             self.service.members.pop(self.nick, None)
 
     # -- chat logic ---------------------------------------------------------
