@@ -1,7 +1,11 @@
 """Protocols and helpers shared by the stream tests."""
 
+import os
 import random
+import re
 import socket
+import subprocess
+import sys
 
 from reactor import Protocol
 
@@ -116,3 +120,18 @@ def has_ipv6_loopback():
         return True
     except OSError:
         return False
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def start_cli(*args):
+    """Start ``python -m reactor ARGS``; return the process and where it said it listens."""
+    process = subprocess.Popen([sys.executable, "-m", "reactor"] + list(args), cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = process.stderr.readline()
+    match = re.search(r"listening on (\S+)", line)
+    if not match:
+        process.kill()
+        raise AssertionError("no 'listening on' line: %r %r" % (line, process.communicate()))
+    return process, match.group(1)

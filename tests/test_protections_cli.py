@@ -1,7 +1,5 @@
 """The protection switches of ``python -m reactor echo`` and ``chat``, as a user runs them."""
 
-import os
-import re
 import signal
 import socket
 import subprocess
@@ -14,21 +12,16 @@ from reactor import Protocol, Reactor
 from reactor.auth import FAILURE_MESSAGE
 
 from .conftest import run_until
+from .streams_helpers import ROOT, start_cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKEN = "cli-token-0123456789"
 
 
 def start(*args):
     """Start ``python -m reactor ARGS``; return the process and its (host, port)."""
-    process = subprocess.Popen([sys.executable, "-m", "reactor"] + list(args), cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = process.stderr.readline()
-    match = re.search(r"listening on (\S+):(\d+)", line)
-    if not match:
-        process.kill()
-        raise AssertionError("no 'listening on' line: %r %r" % (line, process.communicate()))
-    return process, (match.group(1), int(match.group(2)))
+    process, where = start_cli(*args)
+    host, port = where.rsplit(":", 1)
+    return process, (host, int(port))
 
 
 def stop(process):

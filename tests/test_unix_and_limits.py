@@ -2,7 +2,6 @@
 
 import errno
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 from reactor.apps.echo import EchoProtocol
 
 from .conftest import run_until
-from .streams_helpers import Recorder
+from .streams_helpers import Recorder, start_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -154,17 +153,6 @@ def test_out_of_fds_server_sheds_load_without_spinning_and_recovers():
 
 
 # -- the command line -------------------------------------------------------------------
-
-def start_cli(*args):
-    process = subprocess.Popen([sys.executable, "-m", "reactor"] + list(args), cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = process.stderr.readline()
-    match = re.search(r"listening on (\S+)", line)
-    if not match:
-        process.kill()
-        raise AssertionError("no 'listening on' line: %r %r" % (line, process.communicate()))
-    return process, match.group(1)
-
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_cli_echo_serves_and_exits_cleanly_on_signal(sig):
