@@ -46,7 +46,7 @@ counts it under the error's ``reason`` and logs it, rate-limited.
 """
 
 import enum
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from .errors import (AuthenticationError, FirstFrameTimeoutError, IdleTimeoutError,
                      RateLimitError)
@@ -80,6 +80,12 @@ class ClientRecord:
         self.bytes_bucket = bucket(limits.ip_rate_bytes, now)
         self.messages_bucket = bucket(limits.ip_rate_messages, now)
 
+    def is_settled(self, now: float) -> bool:
+        """Tell whether forgetting this client now would give it nothing it has not earned
+        (no open connection, every bucket full again)."""
+        return not self.connections and all(
+            b is None or b.is_full(now) for b in (self.bytes_bucket, self.messages_bucket))
+
 
 def needs_guard(limits: Limits, auth: Any) -> bool:
     """Tell whether ``limits`` and ``auth`` ask for anything only a guard can enforce."""
@@ -92,7 +98,8 @@ class Guard:
     """One connection's protections; see the module docstring.
 
     ``client`` is the connection's :class:`ClientRecord` (or None for a
-    Unix peer), whose buckets it charges alongside its own.
+    Unix peer), whose buckets it charges alongside its own. ``counters``
+    (the server's) gets ``rate_pauses`` counted in it.
     """
 
     __slots__ = ("_loop", "_clock", "_app", "_transport", "_state", "_framed",
@@ -100,11 +107,12 @@ class Guard:
                  "_idle_seconds", "_last_activity", "_byte_buckets", "_message_buckets",
                  "_metered", "_byte_lease", "_message_lease", "_byte_credit",
                  "_message_credit", "_disconnect_on_rate",
-                 "_rate_timer", "_shaping", "_app_paused", "_limits")
+                 "_rate_timer", "_shaping", "_app_paused", "_limits", "_counters")
 
     def __init__(self, loop: Any, app: Any, limits: Limits, client: Optional[ClientRecord],
-                 auth: Any = None) -> None:
+                 auth: Any = None, counters: Optional[Dict[str, int]] = None) -> None:
         self._loop = loop
+        self._counters = counters
         self._clock = loop._clock          # the loop's own clock function: no extra frame
         self._app = app
         self._limits = limits
@@ -350,6 +358,8 @@ class Guard:
             return
         self._shaping = True
         self._transport.pause_reading()
+        if self._counters is not None:
+            self._counters["rate_pauses"] = self._counters.get("rate_pauses", 0) + 1
         if self._rate_timer is None:
             self._rate_timer = self._loop.call_later(wait, self._end_shaping)
         else:

@@ -88,4 +88,5 @@ def format_stats(stats: Dict[str, int]) -> str:
                                               "frames_out")))
     rejected: List[str] = ["%s=%d" % (reason, stats["rejected_" + reason])
                            for reason in REJECTION_REASONS if stats.get("rejected_" + reason)]
-    return head + (" rejected: " + " ".join(rejected) if rejected else " rejected: none")
+    shaped = " rate_pauses=%d" % stats["rate_pauses"] if stats.get("rate_pauses") else ""
+    return head + shaped + (" rejected: " + " ".join(rejected) if rejected else " rejected: none")

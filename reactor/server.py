@@ -99,6 +99,10 @@ class Server:
         self._connections: Dict[StreamTransport, Tuple[Any, Optional[ClientRecord]]] = {}
         #: client key (address, or IPv6 /64) -> what its connections share
         self._clients: Dict[str, ClientRecord] = {}
+        #: keys of clients with no open connection whose buckets are still
+        #: refilling, oldest first: forgetting them would hand a client that
+        #: reconnects a fresh burst
+        self._resting: Dict[str, None] = {}
         self._abuse = AbuseLog(limits.abuse_log_interval_seconds)
         self._abuse_timer: Any = None
         self._spare_fd: Optional[int] = _open_spare_fd()
@@ -112,6 +116,7 @@ class Server:
             "aborted_at_shutdown": 0,
             # traffic of connections already closed (stats() adds the open ones')
             "bytes_in": 0, "bytes_out": 0, "frames_in": 0, "frames_out": 0,
+            "rate_pauses": 0,
         }
         for reason in REJECTION_REASONS:
             self._counters["rejected_" + reason] = 0
@@ -138,7 +143,8 @@ class Server:
         here rather than counted centrally on every read.
         """
         stats = dict(self._counters, connections=len(self._connections),
-                     clients=len(self._clients))
+                     clients=len(self._clients) - len(self._resting),
+                     clients_resting=len(self._resting))
         for transport, (protocol, _) in self._connections.items():
             _add_traffic(stats, transport, protocol)
         return stats
@@ -197,8 +203,10 @@ class Server:
             _add_traffic(self._counters, transport, protocol)
             if client is not None:
                 client.connections -= 1
-                if not client.connections:
+                if client.is_settled(self._loop.time()):
                     del self._clients[client.key]
+                elif not client.connections:
+                    self._resting[client.key] = None
         if not self._connections and self._on_shutdown is not None:
             self._finish_shutdown()
 
@@ -249,7 +257,10 @@ class Server:
             if key is not None:
                 client = self._clients.get(key)
                 if client is None:
+                    self._forget_settled_clients()
                     client = ClientRecord(key, limits, self._loop.time())
+                elif not client.connections:
+                    del self._resting[key]
                 elif limits.max_per_ip is not None and client.connections >= limits.max_per_ip:
                     conn.close()
                     self._reject("per_ip", address, ProtectionError(
@@ -267,7 +278,7 @@ class Server:
             return
         app = protocol
         if self._guarded:
-            protocol = Guard(self._loop, protocol, limits, client, self._auth)
+            protocol = Guard(self._loop, protocol, limits, client, self._auth, self._counters)
         if self._ssl_context is not None:
             protocol = TLSTransport(self._loop, self._ssl_context, protocol, server_side=True,
                                     handshake_timeout=self._ssl_handshake_timeout,
@@ -283,6 +294,23 @@ class Server:
         if len(self._connections) > counters["peak_connections"]:
             counters["peak_connections"] = len(self._connections)
         transport.start()
+
+    def _forget_settled_clients(self) -> None:
+        """Drop up to two resting clients whose buckets have refilled (amortised O(1)).
+
+        Called once per new client, so resting records cannot pile up
+        faster than new clients arrive, and each lives at most until its
+        buckets refill plus the next new client.
+        """
+        now = self._loop.time()
+        for _ in range(2):
+            if not self._resting:
+                return
+            key = next(iter(self._resting))
+            if not self._clients[key].is_settled(now):
+                return
+            del self._resting[key]
+            del self._clients[key]
 
     def _tls_failed_for(self, address: Any) -> Callable[[BaseException], None]:
         def tls_failed(exc: BaseException) -> None:

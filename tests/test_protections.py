@@ -725,3 +725,31 @@ def test_chat_tells_the_room_when_a_member_is_dropped_for_idling(fake_net):
     alice.close()
     bob.close()
     server.close()
+
+
+def test_reconnecting_does_not_reset_a_clients_bucket(fake_net):
+    """A client that overdraws its per-address bucket, leaves and comes back is still in debt;
+    once the bucket has refilled, its record is forgotten."""
+    server, made, address = serve(fake_net, Lines, ip_rate_messages=Rate(10, burst=10))
+    first = Peer(fake_net, address, "127.0.0.2")
+    first.send(b"x\n" * 30)                          # 20 messages of debt: 2 s
+    pump_until(fake_net, lambda: made and len(made[0].lines) == 30)
+    assert server.stats()["rate_pauses"] == 1
+    first.close()                                    # seen once reading resumes, at 2 s
+    advance(fake_net, 2.0)
+    pump_until(fake_net, lambda: len(server) == 0)
+    assert (server.stats()["clients"], server.stats()["clients_resting"]) == (0, 1)
+    again = Peer(fake_net, address, "127.0.0.2")
+    again.send(b"y\n")
+    pump_until(fake_net, lambda: len(made) == 2 and made[1].lines == [b"y"])
+    assert not made[1].transport.is_reading()        # an empty bucket: 1 message of debt
+    assert server.stats()["rate_pauses"] == 2
+    again.close()
+    advance(fake_net, 0.2)
+    pump_until(fake_net, lambda: len(server) == 0)
+    advance(fake_net, 3)                             # refilled
+    other = Peer(fake_net, address, "127.0.0.3")     # a new client sweeps settled records
+    pump_until(fake_net, lambda: len(server) == 1)
+    assert (server.stats()["clients"], server.stats()["clients_resting"]) == (1, 0)
+    other.close()
+    server.close()
