@@ -420,7 +420,7 @@ class StreamTransport:
             self._check_send_caps(buffer.nbytes)
 
     def _check_send_caps(self, nbytes: int) -> None:
-        """The buffer passed the soft cap: start its clock, or close if past the hard cap."""
+        """The buffer passed a cap: close if it is the hard one, else start the soft one's clock."""
         if nbytes > self._hard_cap:
             self.close_with_error(SlowConsumerError(
                 "%d bytes queued for a peer that does not read them, over the %d-byte hard cap"
