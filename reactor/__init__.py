@@ -1,20 +1,47 @@
 """reactor: a small, fast, readable event-driven socket framework (stdlib only).
 
-Start with the loop (``reactor/loop.py``); then the protocols
-(``protocols.py``) your code implements, the stream transport
-(``streams.py``) that calls them, and the timers (``timers.py``,
-``wheel.py``). :class:`Reactor` (``network.py``) is the loop plus
-``listen_tcp`` / ``connect_tcp`` and friends. ``python -m reactor --help`` runs the servers.
+The reading order, one question per stop (docs/LEARN.md walks it with line
+numbers)::
+
+     1. loop.py        what does one pass of the loop do?
+     2. wakeup.py      how do other threads and signals wake a sleeping loop?
+     3. timers.py      what is a handle, a timer, a timer backend? (the heap twin)
+     4. wheel.py       how does a timing wheel schedule and cancel in O(1)?
+     5. protocols.py   what will be called on your code, in what order?
+     6. transports.py  what does every socket transport share? (one failure policy)
+     7. buffers.py     where do outgoing bytes wait?
+     8. streams.py     where does a byte come in and go out? (backpressure)
+     9. datagrams.py   what changes when messages are datagrams?
+    10. framing.py     how do bytes become messages, sans I/O?
+    11. framed.py      how does a protocol receive whole messages?
+    12. tls.py         how does a layer sit between a transport and a protocol?
+    13. sockets.py     how is a listening socket made?
+    14. server.py      how are connections accepted, admitted, shut down?
+    15. client.py      how does a non-blocking connect work?
+    16. network.py     Reactor = the loop + listen_* / connect_*
+
+Then, off the main path: ``clock.py`` (the injectable clock),
+``policy.py`` (every limit as data), ``addresses.py``, ``errors.py``;
+``protect/`` (the protections a public server adds; skip on a first
+reading); ``apps/`` (the servers behind ``python -m reactor``).
 """
 
+import sys
+
 from .clock import FakeClock
-from .errors import (BadFileDescriptorError, ConnectError, ConnectRefusedError,
-                     ConnectTimeoutError, FramingError, InvalidDelayError, LoopClosedError,
-                     LoopRunningError, NotCallableError, ReactorError, SignalHandlerError,
-                     TransportClosedError, DatagramTooLargeError, TLSHandshakeTimeoutError)
+from .errors import (AccessDeniedError, AuthenticationError, BadFileDescriptorError,
+                     ConnectError, ConnectRefusedError, ConnectTimeoutError,
+                     DatagramTooLargeError, FirstFrameTimeoutError, FramingError,
+                     IdleTimeoutError, InvalidAddressError, InvalidDelayError, LoopClosedError,
+                     LoopRunningError, NoRunningLoopError, NotCallableError, ProtectionError,
+                     ProtectionsUnavailableError, RateLimitError, ReactorError,
+                     SignalHandlerError, SlowConsumerError, TimerCancelledError,
+                     TLSHandshakeTimeoutError, TransportClosedError, WrongThreadError)
 from .loop import EventLoop
+from .timers import Periodic
+from .wakeup import get_running_loop
 from .network import Reactor
-from .policy import Limits
+from .policy import Limits, Rate
 from .server import Server
 from .client import Connector
 from .streams import StreamTransport
@@ -22,17 +49,32 @@ from .datagrams import DatagramTransport
 from .tls import TLSTransport
 from . import framing
 from .framed import FramedProtocol
-from .protocols import BaseProtocol, DatagramProtocol, Protocol
-from .timers import Handle, HeapTimers, Timer, TimerCancelledError
+from .protocols import BaseProtocol, DatagramProtocol, Layer, Protocol
+from .timers import Handle, HeapTimers, Timer
 from .wheel import TimerWheel
 
-__version__ = "0.1.0"
+try:                                   # the protections wing; a vendored copy may omit it
+    from .protect import PskAuth, TokenAuth
+    from .protect import auth as _auth
+    # Keep ``reactor.auth`` (its home before the protections moved into a
+    # wing) importable for code written against it.
+    sys.modules.setdefault(__name__ + ".auth", _auth)
+except ImportError:
+    TokenAuth = PskAuth = None  # type: ignore[assignment,misc]
+
+__version__ = "0.2.0"
 
 __all__ = [
-    "Reactor", "EventLoop", "Limits", "Server", "Connector", "StreamTransport", "DatagramTransport", "TLSTransport", "FakeClock", "Handle", "Timer", "TimerWheel", "HeapTimers",
-    "BaseProtocol", "Protocol", "DatagramProtocol", "FramedProtocol", "framing",
-    "ReactorError", "LoopClosedError", "LoopRunningError", "InvalidDelayError",
-    "NotCallableError", "BadFileDescriptorError", "SignalHandlerError", "FramingError",
-    "ConnectError", "ConnectRefusedError", "ConnectTimeoutError", "TransportClosedError",
+    "Reactor", "EventLoop", "get_running_loop", "Periodic", "Limits", "Rate", "Server",
+    "Connector", "StreamTransport", "DatagramTransport", "TLSTransport", "FakeClock",
+    "Handle", "Timer", "TimerWheel", "HeapTimers",
+    "BaseProtocol", "Protocol", "DatagramProtocol", "FramedProtocol", "Layer", "framing",
+    "TokenAuth", "PskAuth",
+    "ReactorError", "LoopClosedError", "LoopRunningError", "NoRunningLoopError",
+    "WrongThreadError", "InvalidDelayError", "NotCallableError", "BadFileDescriptorError",
+    "SignalHandlerError", "InvalidAddressError", "FramingError", "ConnectError",
+    "ConnectRefusedError", "ConnectTimeoutError", "TransportClosedError",
     "TimerCancelledError", "DatagramTooLargeError", "TLSHandshakeTimeoutError",
+    "ProtectionError", "ProtectionsUnavailableError", "AccessDeniedError", "IdleTimeoutError",
+    "FirstFrameTimeoutError", "RateLimitError", "SlowConsumerError", "AuthenticationError",
 ]

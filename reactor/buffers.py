@@ -28,7 +28,7 @@ transport copies mutable input before it gets here, so a caller reusing its
 import collections
 import threading
 from itertools import islice
-from typing import Dict, List, Union
+from typing import Any, Deque, Dict, List, Union
 
 Chunk = Union[bytes, memoryview]
 
@@ -37,48 +37,67 @@ Chunk = Union[bytes, memoryview]
 GATHER_CHUNKS = 64
 
 
-class SendBuffer(collections.deque):
+class SendBuffer:
     """A FIFO of immutable byte chunks; ``nbytes`` counts the bytes queued.
 
-    It *is* a deque of chunks, so ``not buffer`` and ``len(buffer)`` (chunks,
-    not bytes) run at C speed: the transport asks "is anything queued?" on
-    every write, and a Python-level ``__len__`` there costs more than the
-    check itself.
+    A transport creates one when a write cannot be sent at once, and drops
+    it (back to None) once the socket has taken everything, so an idle
+    connection holds no buffer object at all::
+
+        None --write() short--> SendBuffer --on_writable() drains it--> None
     """
 
-    __slots__ = ("nbytes",)
+    __slots__ = ("_chunks", "nbytes")
 
     def __init__(self) -> None:
-        super().__init__()
+        self._chunks: Deque[Chunk] = collections.deque()
         self.nbytes = 0
 
     def append(self, chunk: Chunk) -> None:
-        """Queue ``chunk`` (immutable, one byte per item) after everything already queued."""
-        super().append(chunk)
+        """Queue ``chunk`` (immutable, one byte per item) after everything already queued.
+
+        The only way bytes enter the buffer, so ``nbytes`` is always right.
+        """
+        self._chunks.append(chunk)
         self.nbytes += len(chunk)
 
     def peek(self, max_chunks: int = GATHER_CHUNKS) -> List[Chunk]:
         """Return up to ``max_chunks`` chunks from the front, without removing them."""
-        if len(self) <= max_chunks:
-            return list(self)
-        return list(islice(self, max_chunks))
+        chunks = self._chunks
+        if len(chunks) <= max_chunks:
+            return list(chunks)
+        return list(islice(chunks, max_chunks))
 
     def advance(self, sent: int) -> None:
-        """Forget the first ``sent`` bytes, which the socket has taken."""
+        """Forget the first ``sent`` bytes, which the socket has taken.
+
+        Whole chunks are popped; a chunk sent only in part is replaced by a
+        memoryview of its unsent tail (no copy). ``sent`` must not exceed
+        ``nbytes``.
+        """
+        chunks = self._chunks
         self.nbytes -= sent
         while sent:
-            head = self[0]
+            head = chunks[0]
             length = len(head)
             if sent < length:
-                self[0] = memoryview(head)[sent:]
+                chunks[0] = memoryview(head)[sent:]
                 return
-            self.popleft()
+            chunks.popleft()
             sent -= length
 
-    def clear(self) -> None:
-        """Drop everything queued (abort)."""
-        super().clear()
-        self.nbytes = 0
+    def chunk_count(self) -> int:
+        """Return how many chunks are queued (not bytes: that is ``nbytes``)."""
+        return len(self._chunks)
+
+
+def immutable_tail(data: Any, start: int) -> Any:
+    """Return ``data[start:]`` as a chunk nobody can change: a zero-copy slice of
+    ``bytes``, a one-time copy of anything mutable (``bytearray``, a writable view)."""
+    if type(data) is bytes:
+        return memoryview(data)[start:] if start else data
+    view = memoryview(data).cast("B")[start:]
+    return view if view.readonly else view.tobytes()
 
 
 _thread_buffers = threading.local()

@@ -15,7 +15,13 @@ resolved on the loop thread with ``AI_NUMERICHOST``, which never blocks.
 With ``ssl=``, the stream transport's protocol is a TLS layer and
 ``on_error`` also receives a failed handshake (an ``ssl.SSLError``, or
 ``TLSHandshakeTimeoutError``); the application protocol sees
-``connection_made`` only once the handshake is done.
+``connection_made`` only once the handshake is done. The stack of a client
+connection, bottom to top, is the server's (``server.py``), with the
+client's half of auth on top when asked for::
+
+    StreamTransport  [TLSTransport]  [Guard: client Limits]  [ClientAuth]  app
+
+``Connector.transport`` is the top of that stack: what the app writes to.
 
 The timeout covers resolution and every connect attempt together. On
 failure ``on_error`` receives a :class:`~reactor.errors.ConnectRefusedError`,
@@ -31,12 +37,17 @@ import socket
 import ssl
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .errors import ConnectError, ConnectRefusedError, ConnectTimeoutError
-from .client_auth import ClientAuth
+from .errors import (ConnectError, ConnectRefusedError, ConnectTimeoutError,
+                     ProtectionsUnavailableError)
 from .loop import EVENT_WRITE
 from .policy import DEFAULT_LIMITS, Limits
 from .streams import StreamTransport
 from .tls import DEFAULT_HANDSHAKE_TIMEOUT, TLSTransport
+
+try:
+    from . import protect
+except ImportError:          # a vendored copy without reactor/protect/
+    protect = None  # type: ignore[assignment]
 
 logger = logging.getLogger("reactor")
 
@@ -71,6 +82,12 @@ class Connector:
         self._server_hostname = server_hostname
         self._ssl_handshake_timeout = ssl_handshake_timeout
         self._auth = auth
+        asked = limits.protections_asked() + (["auth"] if auth is not None else [])
+        if asked and protect is None:
+            raise ProtectionsUnavailableError(
+                "%s need reactor/protect/, which this copy of reactor does not have"
+                % ", ".join(asked))
+        self._guarded = bool(limits.protections_asked())
         self._addresses: List[Tuple[int, Any]] = []
         self._sock: Optional[socket.socket] = None
         self._address: Any = None
@@ -133,9 +150,9 @@ class Connector:
         if self._done or sock is None:
             return
         code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        self._loop._rewatch(sock.fileno(), 0, self)
+        self._loop._unwatch(sock.fileno())
         if code:
-            self._attempt_failed(OSError(code, _strerror(code)))
+            self._attempt_failed(OSError(code, os.strerror(code)))
         else:
             self._connected()
 
@@ -166,9 +183,9 @@ class Connector:
         if code == 0:
             self._connected()
         elif code in _IN_PROGRESS:
-            self._loop._watch(sock.fileno(), EVENT_WRITE, self)
+            self._loop._watch(sock, EVENT_WRITE, self)
         else:
-            self._attempt_failed(OSError(code, _strerror(code)))
+            self._attempt_failed(OSError(code, os.strerror(code)))
 
     def _attempt_failed(self, exc: OSError) -> None:
         self._last_error = exc
@@ -189,37 +206,37 @@ class Connector:
             self.error = exc
             return
         self.protocol = protocol
+        # Build the stack from the top down; ``top`` is what the app writes to.
         if self._auth is not None:             # the auth handshake first, then the app
-            protocol = ClientAuth(self._loop, protocol, on_error=self._auth_failed,
-                                  timeout_seconds=self._limits.auth_timeout_seconds,
-                                  **self._auth)
-        if self._ssl_context is None:
-            self.transport = StreamTransport(self._loop, sock, protocol, self._address, None,
-                                             self._limits)
-            self.transport.start()
-            return
-        # TLS: the stream transport's protocol is the TLS layer, which is
-        # also the transport the application sees (after the handshake).
-        tls = TLSTransport(self._loop, self._ssl_context, protocol, server_side=False,
-                           server_hostname=self._server_hostname,
-                           handshake_timeout=self._ssl_handshake_timeout,
-                           on_handshake_error=self._tls_failed)
-        self.transport = tls
-        StreamTransport(self._loop, sock, tls, self._address, None, self._limits).start()
+            protocol = protect.ClientAuth(self._loop, protocol, on_error=self._auth_failed,
+                                          timeout_seconds=self._limits.auth_timeout_seconds,
+                                          **self._auth)
+        top = None
+        if self._guarded:                      # the client's own timeouts and rates
+            protocol = top = protect.Guard(self._loop, protocol, self._limits)
+        if self._ssl_context is not None:
+            protocol = TLSTransport(self._loop, self._ssl_context, protocol, server_side=False,
+                                    server_hostname=self._server_hostname,
+                                    handshake_timeout=self._ssl_handshake_timeout,
+                                    on_handshake_error=self._tls_failed)
+            top = top or protocol
+        transport = StreamTransport(self._loop, sock, protocol, self._address, None,
+                                    self._limits)
+        self.transport = top or transport
+        transport.start()
 
     def _auth_failed(self, exc: BaseException) -> None:
         """Connected, but the server refused our credentials (or never answered)."""
-        self.error = exc
-        if self._on_error is None:
-            logger.warning("authentication with %s failed: %s", self._description, exc)
-            return
-        self._on_error(exc)
+        self._failed_after_connect(exc, "authentication")
 
     def _tls_failed(self, exc: BaseException) -> None:
         """The TCP connect worked but the TLS handshake did not: report it like a connect error."""
+        self._failed_after_connect(exc, "TLS handshake")
+
+    def _failed_after_connect(self, exc: BaseException, what: str) -> None:
         self.error = exc
         if self._on_error is None:
-            logger.warning("TLS handshake with %s failed: %s", self._description, exc)
+            logger.warning("%s with %s failed: %s", what, self._description, exc)
             return
         self._on_error(exc)
 
@@ -244,17 +261,10 @@ class Connector:
         sock, self._sock = self._sock, None
         if sock is None:
             return
-        try:
-            self._loop._rewatch(sock.fileno(), 0, self)
-        except (KeyError, ValueError):
-            pass                                   # was not being watched
+        self._loop._unwatch(sock.fileno())        # a no-op when it was not being watched
         sock.close()
 
     def __repr__(self) -> str:
         state = ("connected" if self.transport else "failed" if self.error
                  else "cancelled" if self._done else "connecting")
         return "<Connector %s %s>" % (self._description, state)
-
-
-def _strerror(code: int) -> str:
-    return os.strerror(code)

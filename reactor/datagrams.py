@@ -24,6 +24,13 @@ unreachable becomes ``ECONNREFUSED`` on a connected socket) go to
 Flow control is the stream transports': queued bytes above the high-water
 mark call ``pause_writing()``, and below the low-water mark
 ``resume_writing()``.
+
+A protocol callback that raises (``datagram_received`` with a bug) is
+logged and counted (``stats()['callback_errors']``) like any other, but a
+*listening* socket stays open: it serves every peer, and one peer's
+datagram must not end the service for the rest (asyncio and Twisted keep
+it open too). A connected socket, which has one peer, is closed and its
+``connection_lost`` gets the exception.
 """
 
 import collections
@@ -36,8 +43,8 @@ from .buffers import thread_read_buffer
 from .errors import DatagramTooLargeError, TransportClosedError
 from .loop import EVENT_READ, EVENT_WRITE
 from .policy import DEFAULT_LIMITS, Limits, water_marks
-from .streams import TransportState
-from .unix import inode, unlink_if_ours
+from .sockets import inode, unlink_if_ours
+from .transports import _CLOSED, _CLOSING, _OPEN, SocketTransport
 
 logger = logging.getLogger("reactor")
 
@@ -45,12 +52,7 @@ logger = logging.getLogger("reactor")
 MAX_UDP_PAYLOAD = {socket.AF_INET: 65507, socket.AF_INET6: 65527}
 UDP_READ_BYTES = 65536
 
-_OPEN = TransportState.OPEN
-_CLOSING = TransportState.CLOSING
-_CLOSED = TransportState.CLOSED
-
-
-class DatagramTransport:
+class DatagramTransport(SocketTransport):
     """The transport for one datagram socket, bound and optionally connected.
 
     Made by ``Reactor.listen_udp``, ``connect_udp``, ``listen_unix_datagram``
@@ -58,20 +60,14 @@ class DatagramTransport:
     address must be None (or the peer's).
     """
 
-    __slots__ = ("_loop", "_sock", "_fd", "_protocol", "_state", "_events", "_queue",
-                 "_queued_bytes", "_high_water", "_low_water", "_writing_paused",
+    __slots__ = ("_queue", "_queued_bytes", "_high_water", "_low_water", "_writing_paused",
                  "_peer", "_read_view", "_per_event", "_queue_limit", "_max_payload",
-                 "_counters", "_unix_path", "__weakref__")
+                 "_counters", "_unix_path")
 
     def __init__(self, loop: Any, sock: socket.socket, protocol: Any,
                  peer: Any = None, limits: Limits = DEFAULT_LIMITS,
                  unix_path: Optional[str] = None) -> None:
-        self._loop = loop
-        self._sock = sock
-        self._fd = sock.fileno()
-        self._protocol = protocol
-        self._state = _OPEN
-        self._events = 0
+        super().__init__(loop, sock, protocol)
         self._queue: Deque[Tuple[bytes, Any]] = collections.deque()
         self._queued_bytes = 0
         self._high_water = limits.high_water_bytes
@@ -86,29 +82,21 @@ class DatagramTransport:
             read_size = max(read_size, sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
         self._read_view = thread_read_buffer(read_size)
         self._counters: Dict[str, int] = {"received": 0, "sent": 0, "dropped": 0,
-                                          "dropped_bytes": 0, "errors": 0}
+                                          "dropped_bytes": 0, "errors": 0,
+                                          "callback_errors": 0}
         # The socket file this transport bound, removed on close if still ours.
         self._unix_path = (unix_path, inode(unix_path)) if unix_path else None
-
-    def start(self) -> None:
-        """Call ``connection_made`` and start receiving."""
-        try:
-            self._protocol.connection_made(self)
-        except Exception as exc:
-            self._loop._report(exc, self._protocol.connection_made, "connection_made")
-            self.abort()
-            return
-        self._update_interest()
 
     # -- the loop's calls ------------------------------------------------------
 
     def on_readable(self) -> None:
         """Deliver up to ``datagrams_per_event`` datagrams, each whole."""
         # Hot path: once per readable datagram socket per pass.
+        # A protocol exception propagates to the loop (callback_failed); the
+        # datagrams not yet read stay in the kernel for the next pass.
         view = self._read_view
         recvfrom_into = self._sock.recvfrom_into
-        protocol = self._protocol
-        received = 0
+        counters = self._counters
         for _ in range(self._per_event):
             if self._state is not _OPEN:
                 break
@@ -117,12 +105,11 @@ class DatagramTransport:
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
-                self._counters["errors"] += 1
-                protocol.error_received(exc)
+                counters["errors"] += 1
+                self._protocol.error_received(exc)
                 continue
-            received += 1
-            protocol.datagram_received(view[:size].tobytes(), address)
-        self._counters["received"] += received
+            counters["received"] += 1
+            self._protocol.datagram_received(view[:size].tobytes(), address)
 
     def on_writable(self) -> None:
         """Send queued datagrams until the kernel pushes back."""
@@ -148,7 +135,7 @@ class DatagramTransport:
             self._queued_bytes -= len(data)
         if self._writing_paused and self._queued_bytes <= self._low_water:
             self._writing_paused = False
-            self._protocol.resume_writing()
+            self._call_flow_control("resume_writing")
         self._update_interest()
         if self._state is _CLOSING and not queue:
             self._close_now(None)
@@ -214,10 +201,6 @@ class DatagramTransport:
         self._queued_bytes = 0
         self._close_now(None)
 
-    def is_closing(self) -> bool:
-        """Tell whether the transport is closing or closed."""
-        return self._state is not _OPEN
-
     def get_write_buffer_size(self) -> int:
         """Return the bytes of datagrams queued for the socket."""
         return self._queued_bytes
@@ -227,28 +210,17 @@ class DatagramTransport:
         """Set the water marks (as for streams); raises ValueError unless 0 <= low <= high."""
         self._high_water, self._low_water = water_marks(high, low)
 
-    def get_protocol(self) -> Any:
-        """Return the protocol this transport calls."""
-        return self._protocol
-
     def stats(self) -> Dict[str, int]:
         """Return counters: datagrams received, sent, dropped (and their bytes), errors."""
         return dict(self._counters, queued_bytes=self._queued_bytes)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """Return ``sockname``, ``peername``, ``socket``, ``dropped`` or ``default``."""
-        if name == "sockname":
-            try:
-                return self._sock.getsockname()
-            except OSError:
-                return default
+        """Return ``sockname``, ``peername``, ``socket``, a ``stats()`` counter or ``default``."""
         if name == "peername":
             return self._peer if self._peer is not None else default
-        if name == "socket":
-            return self._sock
         if name in self._counters:
             return self._counters[name]
-        return default
+        return super().get_extra_info(name, default)
 
     def __repr__(self) -> str:
         return "<DatagramTransport fd=%d %s queued=%d>" % (
@@ -274,48 +246,25 @@ class DatagramTransport:
             self._update_interest()
         if not self._writing_paused and self._queued_bytes > self._high_water:
             self._writing_paused = True
-            self._protocol.pause_writing()
+            self._call_flow_control("pause_writing")
 
     def _update_interest(self) -> None:
         events = EVENT_READ if self._state is _OPEN else 0
         if self._queue and self._state is not _CLOSED:
             events |= EVENT_WRITE
-        if events != self._events:
-            if self._events:
-                self._loop._rewatch(self._fd, events, self)
-            else:
-                self._loop._watch(self._fd, events, self)
-            self._events = events
+        self._set_interest(events)
+
+    def _end_after_failure(self, exc: BaseException) -> None:
+        """Count a protocol failure; close only a connected socket (see the module docstring)."""
+        self._counters["callback_errors"] += 1
+        if self._peer is not None:
+            self._queue.clear()
+            self._queued_bytes = 0
+            self._close_now(exc)
 
     def _close_now(self, exc: Optional[BaseException]) -> None:
         if self._state is _CLOSED:
             return
-        self._state = _CLOSED
-        if self._events:
-            self._loop._rewatch(self._fd, 0, self)
-            self._events = 0
-        self._sock.close()
+        self._close_socket(exc)
         if self._unix_path is not None:
             unlink_if_ours(*self._unix_path)
-        self._loop.call_soon(self._protocol.connection_lost, exc)
-
-
-def bind_datagram(family: int, address: Any, reuse_port: bool = False) -> socket.socket:
-    """Create a non-blocking datagram socket bound to ``address``."""
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        if reuse_port:
-            if not hasattr(socket, "SO_REUSEPORT"):
-                raise ValueError("reuse_port is not supported on this platform")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if address is not None:
-            try:
-                sock.bind(address)
-            except OSError as exc:
-                raise OSError(exc.errno, "cannot bind datagram socket to %s: %s"
-                              % (address, exc.strerror)) from None
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock

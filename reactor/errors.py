@@ -21,7 +21,19 @@ class LoopClosedError(ReactorError, RuntimeError):
 
 
 class LoopRunningError(ReactorError, RuntimeError):
-    """``run()`` was called while the loop is already running."""
+    """``run()`` was called while this loop, or another loop on this thread, is running."""
+
+
+class NoRunningLoopError(ReactorError, RuntimeError):
+    """``get_running_loop()`` was called outside a loop callback (no loop runs on this thread)."""
+
+
+class WrongThreadError(ReactorError, RuntimeError):
+    """A loop method that is not thread-safe was called from another thread (debug mode).
+
+    Only ``call_soon_threadsafe`` may be called from a thread other than the
+    one running the loop.
+    """
 
 
 class InvalidDelayError(ReactorError, ValueError):
@@ -38,6 +50,22 @@ class BadFileDescriptorError(ReactorError, ValueError):
 
 class SignalHandlerError(ReactorError, RuntimeError):
     """A signal handler could not be installed (wrong thread, bad signal)."""
+
+
+class TimerCancelledError(ReactorError, RuntimeError):
+    """``reset()`` was called on a cancelled timer; schedule a new one instead."""
+
+
+class InvalidAddressError(ReactorError, ValueError):
+    """A host or port given to ``listen_*`` / ``connect_*`` cannot be used (port 70000, host '')."""
+
+
+class ProtectionsUnavailableError(ReactorError, RuntimeError):
+    """Limits ask for a protection, but this copy of reactor has no ``reactor/protect/``.
+
+    Vendored copies may delete the protections wing; the core then serves
+    plain TCP, UDP and TLS, and refuses settings only the wing can enforce.
+    """
 
 
 # -- framing --------------------------------------------------------------

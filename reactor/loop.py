@@ -15,15 +15,20 @@ a callback that keeps re-queueing itself cannot starve the sockets.
 The selector key's ``data`` is the *watcher* itself (a transport, or a small
 holder of ``add_reader`` callbacks), called directly: from ``select`` to a
 protocol's ``data_received`` is two calls. Exceptions are caught once, around
-each dispatch; one failing callback is logged and the loop goes on.
+each dispatch. One that escapes a watcher goes to that watcher's
+``callback_failed`` (a transport ends that one connection; see
+``transports.py``); one that escapes a plain callback is logged. Either way
+the loop goes on.
 
-Waking up: another thread's ``call_soon_threadsafe`` and every signal write a
-byte into a socketpair the selector watches (the self-pipe trick). Signals
-arrive there through ``signal.set_wakeup_fd``, so a signal handler runs as an
-ordinary callback in step 3, never inside an interrupted frame.
+Around the loop, each in its own module: waking it from other threads and
+from signals, and knowing which thread owns it (``wakeup.py``); the
+selector's registrations, and fds closed behind the loop's back
+(``watchers.py``); debug mode's timed twins of steps 2 and 3 (``debug.py``).
 
-Only this module reads the clock (``Reactor(clock=...)``); timers and
-everything else are handed ``now``.
+Time: this module reads the clock; timers and everything else are handed
+``now``, with two documented exceptions that borrow the loop's clock
+function (the timer backend, for ``Timer.reset``, and the guard); see
+``clock.py``.
 """
 
 import collections
@@ -33,16 +38,15 @@ import logging
 import os
 import selectors
 import signal
-import socket
-import threading
-import time
 from typing import Any, Callable, Deque, Dict, Optional, Tuple
 
 from .clock import monotonic
-from .errors import (BadFileDescriptorError, LoopClosedError, LoopRunningError,
-                     SignalHandlerError)
-from .timers import (Handle, Timer, callback_name, check_callable, check_deadline,
+from .errors import InvalidDelayError, LoopClosedError, LoopRunningError
+from .timers import (Handle, Periodic, Timer, callback_name, check_callable, check_deadline,
                      check_delay)
+from .debug import dispatch_timed, run_ready_timed
+from .wakeup import Wakeup, check_thread, claim_thread, get_running_loop, release_thread
+from .watchers import Watchers, checked_fileobj
 from .wheel import TimerWheel
 
 logger = logging.getLogger("reactor")
@@ -56,7 +60,7 @@ MAX_SELECT_SECONDS = 24 * 3600.0
 #: Callbacks slower than this are logged by name in debug mode.
 SLOW_CALLBACK_SECONDS = 0.1
 _INF = float("inf")
-_WAKE_BYTE = b"\0"          # never a signal number, so it cannot be mistaken for one
+
 
 
 class LoopState(enum.Enum):
@@ -65,6 +69,11 @@ class LoopState(enum.Enum):
     IDLE = "idle"
     RUNNING = "running"
     CLOSED = "closed"
+
+
+_IDLE = LoopState.IDLE
+_RUNNING = LoopState.RUNNING
+_CLOSED = LoopState.CLOSED
 
 
 class EventLoop:
@@ -85,8 +94,9 @@ class EventLoop:
         a timer backend (``TimerWheel`` or ``HeapTimers``); default a wheel
         with ``tick_seconds`` granularity (1 ms).
     ``debug``
-        log callbacks slower than ``slow_callback_seconds``; default from the
-        ``REACTOR_DEBUG`` environment variable.
+        log callbacks slower than ``slow_callback_seconds``, and refuse
+        calls from other threads (:class:`~reactor.errors.WrongThreadError`);
+        default from the ``REACTOR_DEBUG`` environment variable.
     """
 
     def __init__(self, selector: Optional[selectors.BaseSelector] = None,
@@ -100,29 +110,31 @@ class EventLoop:
         self._timers = timers if timers is not None else TimerWheel(tick_seconds, now)
         self._timers.clock = self._clock
         self._ready: Deque[Handle] = collections.deque()
-        self._state = LoopState.IDLE
-        self._closed = False                    # mirrors state, read on hot paths
+        self._state = _IDLE
         self._stopping = False
         if debug is None:
             debug = os.environ.get("REACTOR_DEBUG", "") not in ("", "0")
         self._debug = bool(debug)
+        # True when the cheap calls (call_soon, call_later) must take the slow
+        # road to check something: the loop is closed, or debug mode watches
+        # threads. One flag keeps their common case to a single test.
+        self._strict = self._debug
         self.slow_callback_seconds = slow_callback_seconds
         self._exception_handler: Optional[Callable[["EventLoop", Dict[str, Any]], None]] = None
         self._iterations = 0
-        self._events = 0
+        self._events_dispatched = 0
         self._timers_fired = 0
-        self._signal_handlers: Dict[int, Handle] = {}
-        self._previous_signal_handlers: Dict[int, Any] = {}
-        self._previous_wakeup_fd: Optional[int] = None
         self._thread_id: Optional[int] = None
-        # The self-pipe: one end watched by the selector, the other written by
-        # call_soon_threadsafe and by the C-level signal handler.
-        self._wakeup_reader, self._wakeup_writer = socket.socketpair()
-        self._wakeup_reader.setblocking(False)
-        self._wakeup_writer.setblocking(False)
-        self._wake_pending = False
-        self._add_fd_callback(self._wakeup_reader.fileno(), EVENT_READ,
-                              Handle(self._drain_wakeup, ()))
+        # The selector's registrations. Transports call _watch/_rewatch/
+        # _unwatch on the loop; they are the Watchers' bound methods, so the
+        # seam costs no extra frame.
+        self._watchers = Watchers(self._selector, self)
+        self._watch = self._watchers.watch
+        self._rewatch = self._watchers.rewatch
+        self._unwatch = self._watchers.unwatch
+        self._wakeup = Wakeup(self._ready)
+        self._watchers.add_callback(self._wakeup.reader, EVENT_READ,
+                                    Handle(self._wakeup.drain, ()))
         self._timers.expire(now, self._ready)    # align a fresh backend with our clock
 
     # -- time and callbacks -------------------------------------------------
@@ -135,8 +147,8 @@ class EventLoop:
         """Queue ``callback(*args)`` to run in the next callback step, in FIFO order."""
         if not callable(callback):
             check_callable(callback)
-        if self._closed:
-            raise LoopClosedError("call_soon() on a closed loop")
+        if self._strict:
+            self._check_usable("call_soon")
         handle = Handle(callback, args)
         self._ready.append(handle)
         return handle
@@ -144,78 +156,85 @@ class EventLoop:
     def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> Handle:
         """Queue ``callback(*args)`` from any thread and wake the loop if it sleeps.
 
-        Wake-ups are coalesced: one byte is written per sleep, however many
-        threads call this before the loop drains it.
+        The only loop method other threads may call. Wake-ups are coalesced:
+        one byte is written per sleep, however many threads call this.
         """
-        handle = self.call_soon(callback, *args)
-        if not self._wake_pending:
-            self._wake_pending = True
-            try:
-                self._wakeup_writer.send(_WAKE_BYTE)
-            except OSError:          # full (a wake-up is pending anyway) or closing
-                pass
+        check_callable(callback)
+        if self._state is _CLOSED:
+            raise LoopClosedError("call_soon_threadsafe() on a closed loop")
+        handle = Handle(callback, args)
+        self._ready.append(handle)              # deque.append is atomic
+        self._wakeup.wake()
         return handle
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
         """Run ``callback(*args)`` once, no sooner than ``delay`` seconds from now.
 
-        ``delay`` must be finite and >= 0 (0 means the next pass that expires
-        timers). Returns a :class:`~reactor.timers.Timer` with ``cancel()``,
+        ``delay`` must be a finite number >= 0; 0 (or a deadline already
+        past) means the next pass that expires timers, on either backend.
+        Returns a :class:`~reactor.timers.Timer` with ``cancel()``,
         ``reset(delay)``, ``when()`` and ``cancelled()``.
         """
         if not 0.0 <= delay < _INF:
             check_delay(delay)
         if not callable(callback):
             check_callable(callback)
-        if self._closed:
-            raise LoopClosedError("call_later() on a closed loop")
+        if self._strict:
+            self._check_usable("call_later")
         return self._timers.schedule(self._clock() + delay, callback, args)
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Timer:
         """Run ``callback(*args)`` once, no sooner than loop time ``when``."""
         check_deadline(when)
         check_callable(callback)
-        if self._closed:
-            raise LoopClosedError("call_at() on a closed loop")
+        self._check_usable("call_at")
         return self._timers.schedule(when, callback, args)
+
+    def call_every(self, interval: float, callback: Callable[..., Any],
+                   *args: Any) -> Periodic:
+        """Run ``callback(*args)`` every ``interval`` seconds, first after one interval.
+
+        No drift: each deadline is the previous *deadline* plus the interval,
+        not the time the callback ran plus the interval. If the loop falls
+        behind by whole intervals, the missed calls are skipped rather than
+        run in a burst. An exception from ``callback`` is logged and the
+        calls go on. Returns a :class:`Periodic`; ``cancel()`` stops it.
+        """
+        if not 0.0 < interval < _INF:
+            raise InvalidDelayError("interval must be a finite number of seconds > 0, got %r"
+                                    % (interval,))
+        check_callable(callback)
+        self._check_usable("call_every")
+        return Periodic(self._timers, self._clock(), interval, callback, args)
 
     # -- file descriptors ---------------------------------------------------
 
     def add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
-        """Call ``callback(*args)`` whenever ``fd`` is readable, until ``remove_reader``."""
+        """Call ``callback(*args)`` whenever ``fd`` is readable, until ``remove_reader``.
+
+        Pass the socket or file object rather than its number when you can:
+        then the loop can tell it apart from a later file that reuses the
+        number, should it be closed without ``remove_reader``.
+        """
         check_callable(callback)
-        self._check_open("add_reader")
-        self._add_fd_callback(_checked_fd(fd), EVENT_READ, Handle(callback, args))
+        self._check_usable("add_reader")
+        self._watchers.add_callback(checked_fileobj(fd), EVENT_READ, Handle(callback, args))
 
     def add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
         """Call ``callback(*args)`` whenever ``fd`` is writable, until ``remove_writer``."""
         check_callable(callback)
-        self._check_open("add_writer")
-        self._add_fd_callback(_checked_fd(fd), EVENT_WRITE, Handle(callback, args))
+        self._check_usable("add_writer")
+        self._watchers.add_callback(checked_fileobj(fd), EVENT_WRITE, Handle(callback, args))
 
     def remove_reader(self, fd: Any) -> bool:
         """Stop watching ``fd`` for reading; return False if no reader was set."""
-        return self._remove_fd_callback(_fd_number(fd), EVENT_READ)
+        self._check_thread("remove_reader")
+        return self._state is not _CLOSED and self._watchers.remove_callback(fd, EVENT_READ)
 
     def remove_writer(self, fd: Any) -> bool:
         """Stop watching ``fd`` for writing; return False if no writer was set."""
-        return self._remove_fd_callback(_fd_number(fd), EVENT_WRITE)
-
-    # The transport seam: transports register themselves as the watcher, so
-    # dispatch calls transport.on_readable() with no wrapper in between.
-    # Each fd has one registration; read and write interest are merged with
-    # modify(), never unregister + register.
-
-    def _watch(self, fd: int, events: int, watcher: Any) -> None:
-        """Register ``watcher`` for ``fd`` with interest ``events`` (fd not yet watched)."""
-        self._selector.register(fd, events, watcher)
-
-    def _rewatch(self, fd: int, events: int, watcher: Any) -> None:
-        """Change the interest of a watched ``fd``; 0 unregisters it."""
-        if events:
-            self._selector.modify(fd, events, watcher)
-        else:
-            self._selector.unregister(fd)
+        self._check_thread("remove_writer")
+        return self._state is not _CLOSED and self._watchers.remove_callback(fd, EVENT_WRITE)
 
     # -- signals ------------------------------------------------------------
 
@@ -226,31 +245,13 @@ class EventLoop:
         Raises :class:`SignalHandlerError` otherwise, or for an invalid signal.
         """
         check_callable(callback)
-        self._check_open("add_signal_handler")
-        if threading.current_thread() is not threading.main_thread():
-            raise SignalHandlerError("signal handlers can only be added from the main thread")
-        if sig not in signal.valid_signals() or sig in (signal.SIGKILL, signal.SIGSTOP):
-            raise SignalHandlerError("cannot handle signal %r" % (sig,))
-        if self._previous_wakeup_fd is None:
-            self._previous_wakeup_fd = signal.set_wakeup_fd(
-                self._wakeup_writer.fileno(), warn_on_full_buffer=False)
-        if sig not in self._previous_signal_handlers:
-            self._previous_signal_handlers[sig] = signal.getsignal(sig)
-        # The Python-level handler does nothing: the C-level handler has
-        # already written the signal number to the wake-up fd.
-        signal.signal(sig, _ignore_signal)
-        self._signal_handlers[sig] = Handle(callback, args)
+        self._check_usable("add_signal_handler")
+        self._wakeup.add_signal_handler(sig, Handle(callback, args))
 
     def remove_signal_handler(self, sig: int) -> bool:
         """Restore the handler ``sig`` had before; return False if none was added."""
-        if self._signal_handlers.pop(sig, None) is None:
-            return False
-        previous = self._previous_signal_handlers.pop(sig)
-        signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
-        if not self._signal_handlers and self._previous_wakeup_fd is not None:
-            signal.set_wakeup_fd(self._previous_wakeup_fd)
-            self._previous_wakeup_fd = None
-        return True
+        self._check_thread("remove_signal_handler")
+        return self._wakeup.remove_signal_handler(sig)
 
     # -- errors -------------------------------------------------------------
 
@@ -258,7 +259,8 @@ class EventLoop:
                               handler: Optional[Callable[["EventLoop", Dict[str, Any]], None]]) -> None:
         """Route callback exceptions to ``handler(loop, context)``; None restores logging.
 
-        ``context`` has ``message``, ``exception`` and ``callback``.
+        ``context`` has ``message`` and ``exception``, and ``callback``, or
+        ``transport`` and ``protocol`` for a connection's callback.
         """
         if handler is not None:
             check_callable(handler)
@@ -284,31 +286,24 @@ class EventLoop:
 
         The signal handlers are installed only from the main thread, only
         for signals that have no loop handler yet, and removed on return.
-        Raises :class:`LoopRunningError` if already running and
-        :class:`LoopClosedError` after ``close()``.
+        A second Ctrl-C while a callback blocks the loop raises
+        ``KeyboardInterrupt`` out of ``run()``. Raises
+        :class:`LoopRunningError` if this or another loop is running on this
+        thread, and :class:`LoopClosedError` after ``close()``.
         """
-        self._check_open("run")
-        if self._state is LoopState.RUNNING:
-            raise LoopRunningError("run() called while the loop is already running")
+        self._enter("run")
         installed = []
-        if stop_on_signals and threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                if sig not in self._signal_handlers:
-                    self.add_signal_handler(sig, self._stop_on_signal, sig)
-                    installed.append(sig)
-        self._state = LoopState.RUNNING
-        self._thread_id = threading.get_ident()
         try:
+            if stop_on_signals:
+                installed = self._wakeup.install_stop_handlers(self._stop_on_signal)
             while True:
                 self._run_once(None)
                 if self._stopping:
                     break
         finally:
-            self._stopping = False
-            self._state = LoopState.IDLE
-            self._thread_id = None
             for sig in installed:
-                self.remove_signal_handler(sig)
+                self._wakeup.remove_signal_handler(sig)
+            self._leave()
 
     def run_once(self, max_wait_seconds: Optional[float] = 0.0) -> None:
         """Run a single pass, waiting at most ``max_wait_seconds`` (None: until work).
@@ -316,15 +311,11 @@ class EventLoop:
         For tests and for embedding the loop in another one; with a
         ``FakeClock``, advance the clock and call ``run_once()``.
         """
-        self._check_open("run_once")
-        if self._state is LoopState.RUNNING:
-            raise LoopRunningError("run_once() called while the loop is already running")
-        self._state = LoopState.RUNNING
+        self._enter("run_once")
         try:
             self._run_once(max_wait_seconds)
         finally:
-            self._stopping = False
-            self._state = LoopState.IDLE
+            self._leave()
 
     def stop(self) -> None:
         """Make ``run()`` return after the current pass (or after one pass, if not running)."""
@@ -332,11 +323,11 @@ class EventLoop:
 
     def is_running(self) -> bool:
         """Tell whether ``run()`` or ``run_once()`` is on the stack."""
-        return self._state is LoopState.RUNNING
+        return self._state is _RUNNING
 
     def is_closed(self) -> bool:
         """Tell whether ``close()`` was called."""
-        return self._closed
+        return self._state is _CLOSED
 
     def close(self) -> None:
         """Release the selector, the wake-up socketpair and the signal handlers.
@@ -345,68 +336,50 @@ class EventLoop:
         descriptors added by the user or owned by transports are not closed
         (the loop does not own them), only forgotten.
         """
-        if self._state is LoopState.RUNNING:
+        if self._state is _RUNNING:
             raise LoopRunningError("close() called on a running loop; call stop() first")
-        if self._closed:
+        if self._state is _CLOSED:
             return
-        for sig in list(self._signal_handlers):
-            self.remove_signal_handler(sig)
-        self._closed = True
-        self._state = LoopState.CLOSED
+        self._state = _CLOSED
+        self._strict = True
         self._ready.clear()
         self._selector.close()
-        self._wakeup_reader.close()
-        self._wakeup_writer.close()
+        self._wakeup.close()
 
     def stats(self) -> Dict[str, int]:
         """Return counters: loop passes, I/O events dispatched, timers fired, pending work."""
         return {
             "iterations": self._iterations,
-            "events": self._events,
+            "events": self._events_dispatched,
             "timers_fired": self._timers_fired,
             "timers_pending": len(self._timers),
             "ready": len(self._ready),
-            "fds": len(self._selector.get_map()) if not self._closed else 0,
+            "fds": len(self._selector.get_map()) if self._state is not _CLOSED else 0,
         }
 
     def get_debug(self) -> bool:
-        """Tell whether slow callbacks are being logged."""
+        """Tell whether debug mode (slow-callback log, thread checks) is on."""
         return self._debug
 
     def set_debug(self, enabled: bool) -> None:
-        """Turn slow-callback logging on or off."""
+        """Turn debug mode on or off."""
         self._debug = bool(enabled)
+        self._strict = self._debug or self._state is _CLOSED
 
     # -- one pass (the loop itself) ---------------------------------------------
 
     def _run_once(self, max_wait: Optional[float]) -> None:
         """Wait for I/O or the next deadline, dispatch I/O, then run what is ready."""
         # Hot path: once per pass. No allocation beyond what select() returns.
-        ready = self._ready
-        if ready or self._stopping:
-            timeout: Optional[float] = 0.0
-        else:
-            deadline = self._timers.next_deadline()
-            if deadline is None:
-                timeout = max_wait
-            else:
-                timeout = deadline - self._clock()
-                if timeout < 0.0:
-                    timeout = 0.0
-                elif timeout > MAX_SELECT_SECONDS:
-                    timeout = MAX_SELECT_SECONDS
-                if max_wait is not None and timeout > max_wait:
-                    timeout = max_wait
         try:
-            events = self._selector.select(timeout)
+            events = self._selector.select(self._sleep_seconds(max_wait))
         except OSError as exc:
             if exc.errno != errno.EBADF:
                 raise
-            self._drop_closed_fds()
+            self._watchers.drop_closed()  # select(): an fd was closed behind our back
             events = []
-        debug = self._debug
-        if debug:
-            self._dispatch_timed(events)
+        if self._debug:
+            dispatch_timed(self, events)
         else:
             for key, mask in events:
                 watcher = key.data
@@ -416,26 +389,66 @@ class EventLoop:
                     if mask & EVENT_WRITE:
                         watcher.on_writable()
                 except Exception as exc:
-                    self._report(exc, watcher, "I/O callback")
+                    self._watcher_failed(watcher, exc)
+        ready = self._ready
         queued = len(ready)
         self._timers.expire(self._clock(), ready)
         due = len(ready)
         self._timers_fired += due - queued
         self._iterations += 1
-        self._events += len(events)
-        popleft = ready.popleft
-        for _ in range(due):
+        self._events_dispatched += len(events)
+        if self._debug:
+            run_ready_timed(self, due)
+        else:
+            self._run_ready(due)
+
+    def _sleep_seconds(self, max_wait: Optional[float]) -> Optional[float]:
+        """How long step 1 may wait: 0 with work ready, else until the next deadline.
+
+        (trio calls this ``deadline_to_sleep_time``.) None means no limit.
+        """
+        if self._ready or self._stopping:
+            return 0.0
+        deadline = self._timers.next_deadline()
+        if deadline is None:
+            return max_wait
+        timeout = deadline - self._clock()
+        if timeout < 0.0:
+            timeout = 0.0
+        elif timeout > MAX_SELECT_SECONDS:
+            timeout = MAX_SELECT_SECONDS
+        if max_wait is not None and timeout > max_wait:
+            timeout = max_wait
+        return timeout
+
+    def _run_ready(self, count: int) -> None:
+        """Step 3: run the first ``count`` ready callbacks (those queued before this step)."""
+        # Hot path: once per pass. popleft is hoisted into a local because
+        # this loop runs once per callback and a method lookup per
+        # iteration is measurable at a million callbacks per second.
+        popleft = self._ready.popleft
+        for _ in range(count):
             handle = popleft()
             callback = handle._callback
             if callback is None:                    # cancelled while queued
                 continue
             try:
-                if debug:
-                    self._call_timed(callback, handle._args)
-                else:
-                    callback(*handle._args)
+                callback(*handle._args)
             except Exception as exc:
                 self._report(exc, callback, "callback")
+
+    # -- internals ----------------------------------------------------------
+
+    def _watcher_failed(self, watcher: Any, exc: Exception) -> None:
+        """An exception escaped ``on_readable`` / ``on_writable``: the watcher's policy decides."""
+        handler = getattr(watcher, "callback_failed", None)
+        if handler is None:
+            self._report(exc, watcher, "I/O callback")
+            return
+        try:
+            handler(exc)
+        except Exception as second:
+            self._report(second, handler, "callback_failed")
 
     def _report(self, exc: Exception, callback: Any, what: str) -> None:
         self.call_exception_handler({
@@ -445,144 +458,30 @@ class EventLoop:
             "callback": callback,
         })
 
-    def _call_timed(self, callback: Callable[..., Any], args: Tuple[Any, ...]) -> None:
-        started = time.perf_counter()
-        try:
-            callback(*args)
-        finally:
-            elapsed = time.perf_counter() - started
-            if elapsed >= self.slow_callback_seconds:
-                logger.warning("slow callback %s took %.3f s",
-                               callback_name(callback), elapsed)
+    def _enter(self, what: str) -> None:
+        """Become the running loop of this thread, or say why not."""
+        self._check_usable(what)
+        if self._state is _RUNNING:
+            raise LoopRunningError("%s() called while the loop is already running" % what)
+        self._thread_id = claim_thread(self, what)
+        self._state = _RUNNING
 
-    def _dispatch_timed(self, events: Any) -> None:
-        """Debug mode's I/O step: the same dispatch, with each call timed."""
-        for key, mask in events:
-            watcher = key.data
-            try:
-                if mask & EVENT_READ:
-                    self._call_timed(watcher.on_readable, ())
-                if mask & EVENT_WRITE:
-                    self._call_timed(watcher.on_writable, ())
-            except Exception as exc:
-                self._report(exc, watcher, "I/O callback")
+    def _leave(self) -> None:
+        self._stopping = False
+        self._state = _IDLE
+        self._thread_id = None
+        release_thread()
 
-    # -- internals ----------------------------------------------------------
-
-    def _check_open(self, what: str) -> None:
-        if self._closed:
+    def _check_usable(self, what: str) -> None:
+        """Raise if the loop is closed or, in debug mode, if called from a foreign thread."""
+        if self._state is _CLOSED:
             raise LoopClosedError("%s() on a closed loop; create a new loop" % what)
+        self._check_thread(what)
+
+    def _check_thread(self, what: str) -> None:
+        if self._debug:
+            check_thread(self._thread_id, what)
 
     def _stop_on_signal(self, sig: int) -> None:
         logger.info("received %s, stopping", signal.Signals(sig).name)
         self.stop()
-
-    def _add_fd_callback(self, fd: int, event: int, handle: Handle) -> None:
-        try:
-            key = self._selector.get_key(fd)
-        except KeyError:
-            watch = _FdCallbacks()
-            watch.set(event, handle)
-            self._selector.register(fd, event, watch)
-            return
-        watch = key.data
-        if not isinstance(watch, _FdCallbacks):
-            raise BadFileDescriptorError(
-                "fd %d is owned by a transport; close the transport first" % fd)
-        watch.set(event, handle)
-        self._selector.modify(fd, key.events | event, watch)
-
-    def _remove_fd_callback(self, fd: int, event: int) -> bool:
-        if self._closed:
-            return False
-        try:
-            key = self._selector.get_key(fd)
-        except KeyError:
-            return False
-        watch = key.data
-        if not isinstance(watch, _FdCallbacks) or not key.events & event:
-            return False
-        watch.set(event, None)
-        self._rewatch(fd, key.events & ~event, watch)
-        return True
-
-    def _drain_wakeup(self) -> None:
-        """Read the self-pipe: wake-up bytes are dropped, signal numbers queue handlers."""
-        self._wake_pending = False
-        while True:
-            try:
-                data = self._wakeup_reader.recv(4096)
-            except (BlockingIOError, InterruptedError):
-                return
-            if not data:
-                return
-            for signal_number in data:
-                if signal_number:
-                    handle = self._signal_handlers.get(signal_number)
-                    if handle is not None:
-                        self._ready.append(handle)
-
-    def _drop_closed_fds(self) -> None:
-        """Unregister fds closed behind the selector's back (select() said EBADF)."""
-        for key in list(self._selector.get_map().values()):
-            try:
-                os.fstat(key.fd)
-            except OSError:
-                logger.error("fd %d was closed while registered; dropping its watcher %r",
-                             key.fd, key.data)
-                self._selector.unregister(key.fd)
-
-
-
-class _FdCallbacks:
-    """The watcher for an fd added with ``add_reader`` / ``add_writer``."""
-
-    __slots__ = ("reader", "writer")
-
-    def __init__(self) -> None:
-        self.reader: Optional[Handle] = None
-        self.writer: Optional[Handle] = None
-
-    def set(self, event: int, handle: Optional[Handle]) -> None:
-        if event == EVENT_READ:
-            self.reader = handle
-        else:
-            self.writer = handle
-
-    def on_readable(self) -> None:
-        handle = self.reader
-        if handle is not None:
-            handle._callback(*handle._args)
-
-    def on_writable(self) -> None:
-        handle = self.writer
-        if handle is not None:
-            handle._callback(*handle._args)
-
-    def __repr__(self) -> str:
-        return "<fd callbacks reader=%r writer=%r>" % (self.reader, self.writer)
-
-
-def _fd_number(fileobj: Any) -> int:
-    if isinstance(fileobj, int):
-        return fileobj
-    try:
-        return int(fileobj.fileno())
-    except (AttributeError, TypeError, ValueError, OSError):
-        raise BadFileDescriptorError(
-            "expected an fd number or an object with fileno(), got %r" % (fileobj,)) from None
-
-
-def _checked_fd(fileobj: Any) -> int:
-    fd = _fd_number(fileobj)
-    if fd < 0:
-        raise BadFileDescriptorError("fd %d is negative (a closed socket?)" % fd)
-    try:
-        os.fstat(fd)
-    except OSError as exc:
-        raise BadFileDescriptorError("fd %d is not open: %s" % (fd, exc.strerror)) from None
-    return fd
-
-
-def _ignore_signal(signum: int, frame: Any) -> None:
-    """Python-level handler for loop signals; the work happens via the wake-up fd."""

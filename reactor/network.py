@@ -9,18 +9,22 @@ transports in the layer table: no module imports from above itself.
 """
 
 import concurrent.futures
+import selectors
 import socket
 import ssl as _ssl
 import sys
 from typing import Any, Callable, Optional
 
+from .addresses import check_port, connect_host, format_address, listen_host
 from .client import Connector
-from .datagrams import DatagramTransport, bind_datagram
-from .loop import EventLoop
-from .policy import DEFAULT_LIMITS, Limits
-from .server import Server, bind_tcp, bind_unix
+from .datagrams import DatagramTransport
+from .errors import InvalidAddressError, NotCallableError
+from .loop import SLOW_CALLBACK_SECONDS, EventLoop
+from .policy import DEFAULT_LIMITS, SERVER_ONLY_FIELDS, Limits
+from .protocols import BaseProtocol
+from .server import Server
+from .sockets import bind_datagram, bind_tcp, bind_unix, remove_stale_socket
 from .tls import DEFAULT_HANDSHAKE_TIMEOUT, client_context
-from .unix import remove_stale_socket
 
 ProtocolFactory = Callable[[], Any]
 
@@ -28,14 +32,26 @@ ProtocolFactory = Callable[[], Any]
 class Reactor(EventLoop):
     """An event loop that also makes servers and clients: TCP, UDP and Unix sockets.
 
-    All options of ``EventLoop`` apply (``selector``, ``clock``, ``timers``,
-    ``debug``). Every listen and connect call takes ``limits`` (a
+    Parameters are ``EventLoop``'s (all optional): ``selector`` (any
+    ``selectors.BaseSelector``; default the platform's best), ``clock`` (a
+    zero-argument monotonic time function, e.g. a ``FakeClock``),
+    ``timers`` (``TimerWheel`` or ``HeapTimers``), ``debug`` (slow-callback
+    log and thread checks; default ``REACTOR_DEBUG``), ``tick_seconds`` (the
+    wheel's granularity, 1 ms) and ``slow_callback_seconds``.
+
+    Every listen and connect call takes ``limits`` (a
     :class:`~reactor.policy.Limits`); the common ones also have keyword
-    shortcuts.
+    shortcuts. Arguments are checked when you call, not when the first
+    connection arrives: a port outside 0-65535, a protocol instance where a
+    factory belongs, or a ``Limits`` field that cannot apply raises at once.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, selector: Optional[selectors.BaseSelector] = None,
+                 clock: Optional[Callable[[], float]] = None, timers: Any = None,
+                 debug: Optional[bool] = None, tick_seconds: float = 0.001,
+                 slow_callback_seconds: float = SLOW_CALLBACK_SECONDS) -> None:
+        super().__init__(selector=selector, clock=clock, timers=timers, debug=debug,
+                         tick_seconds=tick_seconds, slow_callback_seconds=slow_callback_seconds)
         self._resolver: Optional[concurrent.futures.ThreadPoolExecutor] = None
 
     # -- servers ------------------------------------------------------------
@@ -46,7 +62,7 @@ class Reactor(EventLoop):
                    reuse_port: bool = False, ssl: Optional[_ssl.SSLContext] = None,
                    ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
                    auth: Any = None) -> Server:
-        """Listen on ``host:port`` (IPv4 and/or IPv6; None: every interface); port 0 picks one.
+        """Listen on ``host:port`` (IPv4 and/or IPv6; None or '': every interface); port 0 picks one.
 
         ``protocol_factory()`` makes one protocol per accepted connection.
         With ``ssl`` (a server ``SSLContext``) every connection speaks TLS
@@ -56,7 +72,10 @@ class Reactor(EventLoop):
         protection (timeouts, rates, per-IP caps, allow/deny lists).
         Raises ``OSError`` naming the address if it cannot bind.
         """
-        self._check_open("listen_tcp")
+        self._check_usable("listen_tcp")
+        _check_factory(protocol_factory, "listen_tcp")
+        host = listen_host(host, "listen_tcp")
+        check_port(port, "listen_tcp")
         limits = _with(limits, max_connections=max_connections, backlog=backlog)
         sockets = bind_tcp(host, port, limits, reuse_port)
         return Server(self, protocol_factory, sockets, limits, tcp_nodelay=True,
@@ -69,7 +88,8 @@ class Reactor(EventLoop):
                     ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
                     auth: Any = None) -> Server:
         """Listen on a Unix stream socket at ``path``, replacing a stale socket file safely."""
-        self._check_open("listen_unix")
+        self._check_usable("listen_unix")
+        _check_factory(protocol_factory, "listen_unix")
         limits = _with(limits, max_connections=max_connections, backlog=backlog)
         sock = bind_unix(path, limits)
         return Server(self, protocol_factory, [sock], limits, tcp_nodelay=False,
@@ -95,14 +115,27 @@ class Reactor(EventLoop):
         failed handshake also goes to ``on_error``.
 
         ``auth_token`` (sent as the first line or frame) or ``psk`` (the
-        challenge-response of ``reactor/auth.py``) does the client's half
-        of a server's auth; a refusal goes to ``on_error`` as an
-        ``AuthenticationError``, and the protocol never sees the connection.
+        challenge-response of ``reactor/protect/auth.py``) does the client's
+        half of a server's auth. They differ in what a refusal looks like:
+
+        * ``psk``: the server answers the challenge, so a refusal is known
+          before the app starts; it goes to ``on_error`` as an
+          ``AuthenticationError`` and the protocol never sees the connection.
+        * ``auth_token``: the server says nothing on success, so the protocol
+          gets ``connection_made`` at once; a refused token then shows as the
+          line ``error: authentication failed`` and a clean close.
+
+        ``limits`` applies its client fields (water marks, send caps, the
+        connect timeout, idle / first-frame timeouts and rates on what the
+        server sends; see ``policy.py``); server-only fields raise ``ValueError``.
         """
-        self._check_open("connect_tcp")
-        limits = limits or DEFAULT_LIMITS
+        self._check_usable("connect_tcp")
+        _check_factory(protocol_factory, "connect_tcp")
+        host = connect_host(host, "connect_tcp")
+        check_port(port, "connect_tcp", allow_zero=False)
+        limits = _client_limits(limits, "connect_tcp")
         connector = Connector(self, protocol_factory, socket.AF_INET, (host, port),
-                              _describe(host, port),
+                              format_address((host, port)),
                               timeout if timeout is not None else limits.connect_timeout_seconds,
                               on_error, limits, resolve=self._resolve_in_thread,
                               ssl_context=_client_ssl(ssl),
@@ -124,8 +157,9 @@ class Reactor(EventLoop):
         With ``ssl``, pass the ``server_hostname`` the certificate names (a
         path is not a host name), or a context with ``check_hostname`` off.
         """
-        self._check_open("connect_unix")
-        limits = limits or DEFAULT_LIMITS
+        self._check_usable("connect_unix")
+        _check_factory(protocol_factory, "connect_unix")
+        limits = _client_limits(limits, "connect_unix")
         connector = Connector(self, protocol_factory, socket.AF_UNIX, path, path,
                               timeout if timeout is not None else limits.connect_timeout_seconds,
                               on_error, limits, ssl_context=_client_ssl(ssl),
@@ -146,10 +180,12 @@ class Reactor(EventLoop):
         returns the protocol. ``host`` should be numeric: a name is resolved
         here, on the loop thread.
         """
-        self._check_open("listen_udp")
-        family, _, _, _, address = socket.getaddrinfo(host, port, socket.AF_UNSPEC,
-                                                      socket.SOCK_DGRAM, 0,
-                                                      socket.AI_PASSIVE)[0]
+        self._check_usable("listen_udp")
+        _check_factory(protocol_factory, "listen_udp")
+        host = listen_host(host, "listen_udp")
+        check_port(port, "listen_udp")
+        _datagram_limits(limits, "listen_udp")
+        family, address = _resolve_datagram(host, port, "listen_udp", passive=True)
         sock = bind_datagram(family, address, reuse_port)
         return self._start_datagram(sock, protocol_factory, None, limits)
 
@@ -163,9 +199,12 @@ class Reactor(EventLoop):
         handshake, so this completes at once; ``host`` should be numeric,
         since a name is resolved here, on the loop thread.
         """
-        self._check_open("connect_udp")
-        family, _, _, _, address = socket.getaddrinfo(host, port, socket.AF_UNSPEC,
-                                                      socket.SOCK_DGRAM)[0]
+        self._check_usable("connect_udp")
+        _check_factory(protocol_factory, "connect_udp")
+        host = connect_host(host, "connect_udp")
+        check_port(port, "connect_udp", allow_zero=False)
+        _datagram_limits(limits, "connect_udp")
+        family, address = _resolve_datagram(host, port, "connect_udp", passive=False)
         sock = bind_datagram(family, local_addr)
         try:
             sock.connect(address)
@@ -178,7 +217,9 @@ class Reactor(EventLoop):
     def listen_unix_datagram(self, protocol_factory: ProtocolFactory, path: str, *,
                              limits: Optional[Limits] = None) -> DatagramTransport:
         """Bind a Unix datagram socket at ``path`` (a stale file is replaced; ours removed on close)."""
-        self._check_open("listen_unix_datagram")
+        self._check_usable("listen_unix_datagram")
+        _check_factory(protocol_factory, "listen_unix_datagram")
+        _datagram_limits(limits, "listen_unix_datagram")
         remove_stale_socket(path, socket.SOCK_DGRAM)
         sock = bind_datagram(socket.AF_UNIX, path)
         return self._start_datagram(sock, protocol_factory, None, limits, unix_path=path)
@@ -191,7 +232,9 @@ class Reactor(EventLoop):
         To receive replies the socket needs an address of its own:
         ``local_path`` if given, else (on Linux) an automatic abstract one.
         """
-        self._check_open("connect_unix_datagram")
+        self._check_usable("connect_unix_datagram")
+        _check_factory(protocol_factory, "connect_unix_datagram")
+        _datagram_limits(limits, "connect_unix_datagram")
         if local_path is None and sys.platform.startswith("linux"):
             local_path = ""                          # Linux autobind: an abstract address
         sock = bind_datagram(socket.AF_UNIX, local_path)
@@ -271,11 +314,48 @@ def _client_auth(token: Any, psk: Any) -> Optional[dict]:
     return {"token": token, "psk": psk}
 
 
+def _check_factory(factory: Any, what: str) -> None:
+    """Refuse what cannot make a protocol per connection, at the call rather than per accept."""
+    if isinstance(factory, BaseProtocol) or not callable(factory):
+        kind = type(factory).__name__
+        hint = ("an instance of %s: pass the class %s (or lambda: %s(...)) so that each "
+                "connection gets its own" % (kind, kind, kind)
+                if isinstance(factory, BaseProtocol) else "%s %r" % (kind, factory))
+        raise NotCallableError("%s: protocol_factory must be a protocol class or a function "
+                               "returning a new protocol, got %s" % (what, hint))
+
+
+def _client_limits(limits: Optional[Limits], what: str) -> Limits:
+    """Return ``limits`` for a client, refusing fields only a server can use."""
+    limits = limits or DEFAULT_LIMITS
+    server_only = limits.fields_changed(SERVER_ONLY_FIELDS)
+    if server_only:
+        raise ValueError("%s: Limits fields %s apply to servers only; a client cannot "
+                         "enforce them (see reactor/policy.py)" % (what, ", ".join(server_only)))
+    return limits
+
+
+def _datagram_limits(limits: Optional[Limits], what: str) -> None:
+    """Refuse protections datagram sockets do not enforce yet, rather than ignore them."""
+    asked = limits.protections_asked() if limits is not None else []
+    if asked:
+        raise ValueError("%s: Limits fields %s are enforced on stream connections only, "
+                         "not on datagram sockets" % (what, ", ".join(asked)))
+
+
+def _resolve_datagram(host: Optional[str], port: int, what: str, passive: bool) -> Any:
+    """Return ``(family, address)`` for a datagram socket, or say which name failed."""
+    try:
+        infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_DGRAM, 0,
+                                   socket.AI_PASSIVE if passive else 0)
+    except socket.gaierror as exc:
+        raise InvalidAddressError("%s: cannot resolve %r: %s" % (what, host, exc.strerror)) \
+            from None
+    family, _, _, _, address = infos[0]
+    return family, address
+
+
 def _with(limits: Optional[Limits], **changes: Any) -> Limits:
     limits = limits or DEFAULT_LIMITS
     changes = {name: value for name, value in changes.items() if value is not None}
     return limits.with_changes(**changes) if changes else limits
-
-
-def _describe(host: str, port: int) -> str:
-    return "[%s]:%s" % (host, port) if ":" in host else "%s:%s" % (host, port)

@@ -6,17 +6,27 @@ an operator can change any of it in one place. Nothing here does anything;
 the transports, guards and servers read these numbers where they enforce
 them:
 
-=============================  ===============================  =====================
-numbers                        enforced in                      default
-=============================  ===============================  =====================
-water marks, read sizes        ``streams.py``                   64 KiB / 16 KiB
-send buffer hard / soft caps   ``streams.py``                   32 MiB / 8 MiB for 60 s
-accept batch, connections      ``server.py``                    64, no cap
-per-IP cap, allow / deny       ``server.py`` (``access.py``)    off
-idle / first-frame timeouts    ``guard.py``                     off
-auth timeout                   ``guard.py``                     10 s (with auth on)
-rates (token buckets)          ``guard.py`` (``ratelimit.py``)  off
-=============================  ===============================  =====================
+===============================  =====================================  ================  =======
+numbers                          enforced in                            default           clients
+===============================  =====================================  ================  =======
+water marks, read sizes          ``streams.py``, ``datagrams.py``       64 KiB / 16 KiB   yes
+send buffer hard / soft caps     ``streams.py``                         32 MiB / 8 MiB    yes
+datagrams per event, queue       ``datagrams.py``                       64, 256 KiB       yes
+accept batch, backlog, back-off  ``server.py``                          64, 1024, 0.1 s   no
+max_connections                  ``server.py``                          no cap            no
+connect timeout                  ``client.py``                          10 s              yes
+per-IP cap, allow / deny         ``protect/admission.py``               off               no
+idle / first-frame timeouts      ``protect/guard.py``                   off               yes
+auth timeout                     ``protect/guard.py``, ``client_auth``  10 s              yes
+per-connection rates             ``protect/guard.py`` (``ratelimit``)   off               yes
+per-address rates, abuse log     ``protect/``                           off, 10 s         no
+===============================  =====================================  ================  =======
+
+The last column says which fields a client (``connect_tcp`` and friends)
+honours; ``connect_*`` refuses a ``Limits`` that sets one it cannot, rather
+than ignore it. On a client, the timeouts and rates apply to what the
+*server* sends: a first frame within ``first_frame_timeout_seconds``, no
+silence longer than ``idle_timeout_seconds``, reading shaped to the rate.
 
 Why are timeouts, rates and per-IP caps off by default? Each one closes or
 slows connections that are legitimate in some application (a quiet chat
@@ -27,8 +37,8 @@ client that reads what it is sent ever meets them.
 """
 
 import ipaddress
-from dataclasses import dataclass, replace
-from typing import Any, Optional, Tuple, Union
+from dataclasses import dataclass, fields, replace
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
@@ -135,6 +145,13 @@ class Limits:
     abuse_log_interval_seconds: float = 10.0
 
     def __post_init__(self) -> None:
+        optional = {f.name for f in fields(self) if f.default is None}
+        for name in _NUMBER_FIELDS:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool)
+                                      or not isinstance(value, (int, float))):
+                raise ValueError("%s must be a number%s, got %s %r" % (
+                    name, " or None" if name in optional else "", type(value).__name__, value))
         if not 0 <= self.low_water_bytes <= self.high_water_bytes:
             raise ValueError("need 0 <= low_water_bytes (%d) <= high_water_bytes (%d)"
                              % (self.low_water_bytes, self.high_water_bytes))
@@ -170,8 +187,24 @@ class Limits:
         object.__setattr__(self, "deny", parse_networks(self.deny, "deny"))
 
     def with_changes(self, **changes: object) -> "Limits":
-        """Return a copy with some fields changed (validated again)."""
-        return replace(self, **changes)
+        """Return a copy with some fields changed (validated again).
+
+        Raises ``ValueError`` naming the field for a value of the wrong type
+        (``max_per_ip="3"``), as for an out-of-range one.
+        """
+        try:
+            return replace(self, **changes)
+        except TypeError as exc:
+            raise ValueError("Limits.with_changes(%s): %s" % (
+                ", ".join("%s=%r" % item for item in changes.items()), exc)) from None
+
+    def protections_asked(self) -> List[str]:
+        """Return the names of the fields set here that only ``reactor/protect/`` enforces."""
+        return [name for name in PROTECTION_FIELDS if getattr(self, name)]
+
+    def fields_changed(self, names: Sequence[str]) -> List[str]:
+        """Return which of the fields ``names`` differ from their defaults."""
+        return [name for name in names if getattr(self, name) != getattr(DEFAULT_LIMITS, name)]
 
 
 def parse_networks(networks: Any, what: str = "network") -> Tuple[Network, ...]:
@@ -196,7 +229,26 @@ def parse_networks(networks: Any, what: str = "network") -> Tuple[Network, ...]:
     return tuple(parsed)
 
 
+#: Fields holding a number (or None where the default is None); checked first,
+#: so that Limits(max_per_ip="3") says so rather than failing on a comparison.
+_NUMBER_FIELDS = ("high_water_bytes", "low_water_bytes", "read_chunk_bytes",
+                  "max_read_per_event_bytes", "accept_batch", "max_connections", "backlog",
+                  "accept_backoff_seconds", "connect_timeout_seconds", "datagrams_per_event",
+                  "datagram_queue_bytes", "send_buffer_hard_cap_bytes",
+                  "send_buffer_soft_cap_bytes", "send_buffer_soft_cap_seconds", "max_per_ip",
+                  "ipv6_prefix_length", "idle_timeout_seconds", "first_frame_timeout_seconds",
+                  "auth_timeout_seconds", "abuse_log_interval_seconds")
 DEFAULT_LIMITS = Limits()
+
+#: Fields only the protections wing can enforce (a vendored core without
+#: ``reactor/protect/`` refuses them).
+PROTECTION_FIELDS = ("allow", "deny", "max_per_ip", "idle_timeout_seconds",
+                     "first_frame_timeout_seconds", "rate_bytes", "rate_messages",
+                     "ip_rate_bytes", "ip_rate_messages")
+#: Fields that mean something only to a server; ``connect_*`` refuses them.
+SERVER_ONLY_FIELDS = ("accept_batch", "max_connections", "backlog", "accept_backoff_seconds",
+                      "max_per_ip", "ipv6_prefix_length", "allow", "deny", "ip_rate_bytes",
+                      "ip_rate_messages", "abuse_log_interval_seconds")
 
 
 def water_marks(high: Optional[int] = None, low: Optional[int] = None) -> "tuple":

@@ -16,18 +16,24 @@ is mostly about the bad days:
   ``Limits.accept_backoff_seconds`` on the timer wheel. One warning is
   logged per episode, and one info line when accepting works again.
 * **Admission**, right after ``accept()`` and before any protocol code
-  runs: a peer outside the allow list or inside the deny list
-  (``access.py``), a connection over ``max_connections``, or over
-  ``max_per_ip`` for its client address, is closed at once and counted;
-  nobody waits in a backlog for a server that will not serve them.
-* **Guards**: when the limits ask for timeouts, rate limits or auth, each
-  connection's protocol sits behind a ``Guard`` (``guard.py``), which
-  enforces them per connection.
+  runs: a connection over ``max_connections`` is closed at once and
+  counted; nobody waits in a backlog for a server that will not serve them.
+  When the ``Limits`` or ``auth`` ask for protections (allow/deny lists,
+  per-IP caps, timeouts, rates, auth), the protections wing decides too
+  (``protect/admission.py``), and puts a ``Guard`` between the connection
+  and its protocol.
+
+The stack of one connection, bottom to top; the application writes to the
+top, and that is also what ``connections()`` returns and ``shutdown()``
+closes (so a TLS connection ends with close_notify, never with a cut)::
+
+    StreamTransport  [TLSTransport]  [Guard]  application protocol
 
 Every refusal and every close for a reason (``close_with_error``) is
 counted in ``stats()`` under ``rejected_<reason>`` and logged through the
-server's ``AbuseLog`` (``monitor.py``): at most one line per reason per
-interval plus a summary, so an attack cannot flood the log.
+protections' ``AbuseLog``: at most one line per reason per interval plus a
+summary, so an attack cannot flood the log. An exception from a protocol
+callback is counted under ``callback_errors``.
 
 Shutdown: ``close()`` stops listening and leaves connections alone;
 ``shutdown(grace)`` also asks each connection to ``close()`` (flush, then
@@ -41,15 +47,18 @@ import socket
 import ssl
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .access import AccessFilter, client_key, format_address
-from .errors import AccessDeniedError, ProtectionError
-from .guard import ClientRecord, Guard, needs_guard
+from .addresses import format_address
+from .errors import ProtectionError, ProtectionsUnavailableError
 from .loop import EVENT_READ
-from .monitor import REJECTION_REASONS, AbuseLog, format_stats
 from .policy import DEFAULT_LIMITS, Limits
+from .sockets import inode, unlink_if_ours
 from .streams import StreamTransport
 from .tls import DEFAULT_HANDSHAKE_TIMEOUT, TLSTransport, describe_tls_error
-from .unix import inode, remove_stale_socket, unlink_if_ours
+
+try:
+    from . import protect
+except ImportError:          # a vendored copy without reactor/protect/: plain servers only
+    protect = None  # type: ignore[assignment]
 
 logger = logging.getLogger("reactor")
 
@@ -63,6 +72,9 @@ ACCEPT_SKIP_ERRNOS = frozenset(
                                       "ENOPROTOOPT", "EHOSTDOWN", "ENONET", "EHOSTUNREACH",
                                       "EOPNOTSUPP", "ENETUNREACH")
     if hasattr(errno, name))
+#: Every reason a server may refuse or close a connection, in display order.
+REJECTION_REASONS = ("filter", "max_connections", "per_ip", "out_of_fds", "tls_handshake",
+                     "auth", "timeout", "framing", "rate", "slow_consumer")
 
 
 class Server:
@@ -90,20 +102,27 @@ class Server:
         self._ssl_handshake_timeout = ssl_handshake_timeout
         self._unix_inode = inode(unix_path) if unix_path else None
         self._listeners = [_Listener(self, sock) for sock in self.sockets]
-        self._auth = auth
-        self._filter = AccessFilter(limits.allow, limits.deny)
-        self._guarded = needs_guard(limits, auth)
-        self._track_clients = limits.max_per_ip is not None or bool(
-            limits.ip_rate_bytes or limits.ip_rate_messages)
-        #: open connection -> (its application protocol, its client's record)
-        self._connections: Dict[StreamTransport, Tuple[Any, Optional[ClientRecord]]] = {}
-        #: client key (address, or IPv6 /64) -> what its connections share
-        self._clients: Dict[str, ClientRecord] = {}
-        #: keys of clients with no open connection whose buckets are still
-        #: refilling, oldest first: forgetting them would hand a client that
-        #: reconnects a fresh burst
-        self._resting: Dict[str, None] = {}
-        self._abuse = AbuseLog(limits.abuse_log_interval_seconds)
+        #: open connection (its StreamTransport) -> (the top of its stack,
+        #: its application protocol, its client's record)
+        self._connections: Dict[StreamTransport, Tuple[Any, Any, Any]] = {}
+        self._counters: Dict[str, int] = {
+            "accepted": 0, "peak_connections": 0, "out_of_fds_episodes": 0,
+            "aborted_at_shutdown": 0, "callback_errors": 0,
+            # traffic of connections already closed (stats() adds the open ones')
+            "bytes_in": 0, "bytes_out": 0, "frames_in": 0, "frames_out": 0,
+            "rate_pauses": 0,
+        }
+        for reason in REJECTION_REASONS:
+            self._counters["rejected_" + reason] = 0
+        asked = limits.protections_asked() + (["auth"] if auth is not None else [])
+        if asked and protect is None:
+            raise ProtectionsUnavailableError(
+                "%s need reactor/protect/, which this copy of reactor does not have"
+                % ", ".join(asked))
+        self._admission = (protect.Admission(loop, limits, auth, self._counters)
+                           if asked else None)
+        self._abuse = (protect.AbuseLog(limits.abuse_log_interval_seconds)
+                       if protect is not None else None)
         self._abuse_timer: Any = None
         self._spare_fd: Optional[int] = _open_spare_fd()
         self._starved = False
@@ -111,15 +130,6 @@ class Server:
         self._closed = False
         self._shutdown_timer: Any = None
         self._on_shutdown: Optional[Callable[[], None]] = None
-        self._counters: Dict[str, int] = {
-            "accepted": 0, "peak_connections": 0, "out_of_fds_episodes": 0,
-            "aborted_at_shutdown": 0,
-            # traffic of connections already closed (stats() adds the open ones')
-            "bytes_in": 0, "bytes_out": 0, "frames_in": 0, "frames_out": 0,
-            "rate_pauses": 0,
-        }
-        for reason in REJECTION_REASONS:
-            self._counters["rejected_" + reason] = 0
         for listener in self._listeners:
             listener.watch()
 
@@ -131,9 +141,14 @@ class Server:
         """Return the bound addresses (``(host, port, ...)`` tuples or Unix paths)."""
         return [sock.getsockname() for sock in self.sockets]
 
-    def connections(self) -> List[StreamTransport]:
-        """Return the open connections' transports (a copy)."""
-        return list(self._connections)
+    def connections(self) -> List[Any]:
+        """Return the transports the applications of the open connections write to (a copy).
+
+        That is the top of each stack: the ``TLSTransport`` of a TLS
+        connection, the ``Guard`` of a protected one, else the
+        ``StreamTransport``. Writing to them is writing as the application.
+        """
+        return [top for top, _, _ in self._connections.values()]
 
     def stats(self) -> Dict[str, int]:
         """Return counters: open, peak and accepted connections, rejections by reason,
@@ -143,10 +158,11 @@ class Server:
         here rather than counted centrally on every read.
         """
         stats = dict(self._counters, connections=len(self._connections),
-                     clients=len(self._clients) - len(self._resting),
-                     clients_resting=len(self._resting))
-        for transport, (protocol, _) in self._connections.items():
-            _add_traffic(stats, transport, protocol)
+                     clients=0, clients_resting=0)
+        if self._admission is not None:
+            stats.update(self._admission.stats())
+        for transport, (_, app, _) in self._connections.items():
+            _add_traffic(stats, transport, app)
         return stats
 
     def log_stats(self) -> None:
@@ -171,7 +187,8 @@ class Server:
         if self._abuse_timer is not None:
             self._abuse_timer.cancel()
             self._abuse_timer = None
-        self._abuse.flush(float("inf"))
+        if self._abuse is not None:
+            self._abuse.flush(float("inf"))
         if self._spare_fd is not None:
             os.close(self._spare_fd)
             self._spare_fd = None
@@ -182,12 +199,15 @@ class Server:
                  on_done: Optional[Callable[[], None]] = None) -> None:
         """Stop accepting, close every connection gracefully, abort the rest after the grace.
 
-        ``on_done()`` runs (as a loop callback) once no connection is left.
+        Each connection is closed at the top of its stack, as its
+        application would close it: queued bytes are flushed, and a TLS
+        connection sends close_notify. ``on_done()`` runs (as a loop
+        callback) once no connection is left.
         """
         self.close()
         self._on_shutdown = on_done
-        for transport in list(self._connections):
-            transport.close()
+        for top in self.connections():
+            top.close()
         if self._connections:
             self._shutdown_timer = self._loop.call_later(grace_seconds, self._abort_remaining)
         else:
@@ -199,16 +219,16 @@ class Server:
         """Forget a closed connection (called by its transport, once)."""
         entry = self._connections.pop(transport, None)
         if entry is not None:
-            protocol, client = entry
-            _add_traffic(self._counters, transport, protocol)
-            if client is not None:
-                client.connections -= 1
-                if client.is_settled(self._loop.time()):
-                    del self._clients[client.key]
-                elif not client.connections:
-                    self._resting[client.key] = None
+            _, app, client = entry
+            _add_traffic(self._counters, transport, app)
+            if self._admission is not None:
+                self._admission.closed(client)
         if not self._connections and self._on_shutdown is not None:
             self._finish_shutdown()
+
+    def callback_failed(self, transport: Any, exc: BaseException) -> None:
+        """Count a connection whose protocol raised (the transport logged it and ends it)."""
+        self._counters["callback_errors"] += 1
 
     def report_closing(self, transport: Any, exc: BaseException) -> None:
         """Count and log (rate-limited) a connection closed for a reason (by ``close_with_error``)."""
@@ -241,76 +261,48 @@ class Server:
     # -- internals ------------------------------------------------------------
 
     def _start_connection(self, conn: socket.socket, address: Any) -> None:
-        limits = self._limits
-        if self._filter and not self._filter.allows(address):
+        """Admit one accepted connection, build its stack, and start it."""
+        max_connections = self._limits.max_connections
+        if max_connections is not None and len(self._connections) >= max_connections:
             conn.close()
-            self._reject("filter", address, AccessDeniedError("address not allowed"))
+            refusal = ProtectionError("%d connections open, the server's limit" % max_connections)
+            self._reject("max_connections", address, refusal)
             return
-        if limits.max_connections is not None and len(self._connections) >= limits.max_connections:
-            conn.close()
-            self._reject("max_connections", address, ProtectionError(
-                "%d connections open, the server's limit" % limits.max_connections))
-            return
+        admission = self._admission
         client = None
-        if self._track_clients:
-            key = client_key(address, limits.ipv6_prefix_length)
-            if key is not None:
-                client = self._clients.get(key)
-                if client is None:
-                    self._forget_settled_clients()
-                    client = ClientRecord(key, limits, self._loop.time())
-                elif not client.connections:
-                    del self._resting[key]
-                elif limits.max_per_ip is not None and client.connections >= limits.max_per_ip:
-                    conn.close()
-                    self._reject("per_ip", address, ProtectionError(
-                        "%d connections open from %s, the per-client limit"
-                        % (limits.max_per_ip, key)))
-                    return
+        if admission is not None:
+            try:
+                client = admission.admit(address)
+            except ProtectionError as refusal:
+                conn.close()
+                self._reject(refusal.reason, address, refusal)
+                return
         conn.setblocking(False)
         if self._tcp_nodelay:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            protocol = self._factory()
+            app = self._factory()
         except Exception as exc:
             self._loop._report(exc, self._factory, "protocol factory")
             conn.close()
+            if admission is not None:
+                admission.closed(client)
             return
-        app = protocol
-        if self._guarded:
-            protocol = Guard(self._loop, protocol, limits, client, self._auth, self._counters)
+        # Build the stack from the top down; ``top`` is what the app writes to.
+        protocol = app if admission is None else admission.wrap(app, client)
+        top = protocol if protocol is not app else None
         if self._ssl_context is not None:
             protocol = TLSTransport(self._loop, self._ssl_context, protocol, server_side=True,
                                     handshake_timeout=self._ssl_handshake_timeout,
                                     on_handshake_error=self._tls_failed_for(address))
-        transport = StreamTransport(self._loop, conn, protocol, address, self, limits)
-        if client is not None:
-            if not client.connections:
-                self._clients[client.key] = client
-            client.connections += 1
-        self._connections[transport] = (app, client)
+            top = top or protocol
+        transport = StreamTransport(self._loop, conn, protocol, address, self, self._limits)
+        self._connections[transport] = (top or transport, app, client)
         counters = self._counters
         counters["accepted"] += 1
         if len(self._connections) > counters["peak_connections"]:
             counters["peak_connections"] = len(self._connections)
         transport.start()
-
-    def _forget_settled_clients(self) -> None:
-        """Drop up to two resting clients whose buckets have refilled (amortised O(1)).
-
-        Called once per new client, so resting records cannot pile up
-        faster than new clients arrive, and each lives at most until its
-        buckets refill plus the next new client.
-        """
-        now = self._loop.time()
-        for _ in range(2):
-            if not self._resting:
-                return
-            key = next(iter(self._resting))
-            if not self._clients[key].is_settled(now):
-                return
-            del self._resting[key]
-            del self._clients[key]
 
     def _tls_failed_for(self, address: Any) -> Callable[[BaseException], None]:
         def tls_failed(exc: BaseException) -> None:
@@ -320,10 +312,13 @@ class Server:
     def _reject(self, reason: str, address: Any, why: Any) -> None:
         """Count a refusal or a close for ``reason``; log it through the rate-limited abuse log."""
         self._counters["rejected_" + reason] = self._counters.get("rejected_" + reason, 0) + 1
-        now = self._loop.time()
         peer = format_address(address)
-        self._abuse.record(reason, client_key(address, self._limits.ipv6_prefix_length), now,
-                           "closing connection from %s (%s): %s", peer, reason, why)
+        if self._abuse is None:
+            logger.warning("closing connection from %s (%s): %s", peer, reason, why)
+            return
+        self._abuse.record(reason, protect.client_key(address, self._limits.ipv6_prefix_length),
+                           self._loop.time(), "closing connection from %s (%s): %s",
+                           peer, reason, why)
         if (self._abuse_timer is None and not self._closed
                 and self._abuse.next_flush() is not None):
             self._abuse_timer = self._loop.call_at(self._abuse.next_flush(), self._flush_abuse)
@@ -374,9 +369,9 @@ class Server:
 
     def _abort_remaining(self) -> None:
         self._shutdown_timer = None
-        for transport in list(self._connections):
+        for top in self.connections():
             self._counters["aborted_at_shutdown"] += 1
-            transport.abort()
+            top.abort()
 
     def _finish_shutdown(self) -> None:
         if self._shutdown_timer is not None:
@@ -404,12 +399,12 @@ class _Listener:
 
     def watch(self) -> None:
         if not self.watching:
-            self.server._loop._watch(self.sock.fileno(), EVENT_READ, self)
+            self.server._loop._watch(self.sock, EVENT_READ, self)
             self.watching = True
 
     def unwatch(self) -> None:
         if self.watching:
-            self.server._loop._rewatch(self.sock.fileno(), 0, self)
+            self.server._loop._unwatch(self.sock.fileno())
             self.watching = False
 
     def on_readable(self) -> None:
@@ -419,65 +414,17 @@ class _Listener:
         pass
 
 
-def bind_tcp(host: Optional[str], port: int, limits: Limits,
-             reuse_port: bool = False) -> List[socket.socket]:
-    """Create, bind and listen on a socket per address of ``host`` (IPv4 and/or IPv6).
-
-    With port 0, every socket gets the port the first one was given.
-    Raises ``OSError`` naming the address when binding fails.
-    """
-    infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM,
-                               0, socket.AI_PASSIVE)
-    unique: List[Tuple[int, Any]] = []
-    for family, _, _, _, address in infos:
-        if (family, address) not in unique:
-            unique.append((family, address))
-    sockets: List[socket.socket] = []
-    try:
-        for family, address in unique:
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sockets.append(sock)
-            if os.name == "posix":
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuse_port:
-                if not hasattr(socket, "SO_REUSEPORT"):
-                    raise ValueError("reuse_port is not supported on this platform")
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6 and len(unique) > 1:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if port == 0 and len(sockets) > 1:
-                address = (address[0], sockets[0].getsockname()[1]) + tuple(address[2:])
-            try:
-                sock.bind(address)
-            except OSError as exc:
-                raise OSError(exc.errno, "cannot listen on %s port %s: %s"
-                              % (address[0], address[1], exc.strerror)) from None
-            sock.listen(limits.backlog)
-            sock.setblocking(False)
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
-
-
-def bind_unix(path: str, limits: Limits) -> socket.socket:
-    """Create, bind and listen on a Unix stream socket at ``path``.
-
-    A stale socket file (nobody accepts on it) is removed first. A live
-    one raises ``OSError(EADDRINUSE)``; a path that is not a socket raises
-    ``FileExistsError``: we never delete what we did not create.
-    """
-    remove_stale_socket(path, socket.SOCK_STREAM)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(path)
-        sock.listen(limits.backlog)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+def format_stats(stats: Dict[str, int]) -> str:
+    """Render ``Server.stats()`` as one log line: totals first, then non-zero rejections."""
+    head = ("connections=%d peak=%d accepted=%d bytes_in=%d bytes_out=%d "
+            "frames_in=%d frames_out=%d" % tuple(
+                stats.get(key, 0) for key in ("connections", "peak_connections", "accepted",
+                                              "bytes_in", "bytes_out", "frames_in",
+                                              "frames_out")))
+    rejected: List[str] = ["%s=%d" % (reason, stats["rejected_" + reason])
+                           for reason in REJECTION_REASONS if stats.get("rejected_" + reason)]
+    shaped = " rate_pauses=%d" % stats["rate_pauses"] if stats.get("rate_pauses") else ""
+    return head + shaped + (" rejected: " + " ".join(rejected) if rejected else " rejected: none")
 
 
 def _add_traffic(totals: Dict[str, int], transport: StreamTransport, protocol: Any) -> None:

@@ -38,29 +38,32 @@ and the connection closed at once; above ``send_buffer_soft_cap_bytes`` for
 something (a bad frame, a timeout, a failed login): the owner (a server)
 counts and logs it by ``exc.reason``, and ``connection_lost`` gets ``exc``.
 
-Lifecycle (``TransportState``)::
+Half-close: ``write_eof()`` shuts our sending side once the buffer drains,
+and the peer's EOF calls ``eof_received()``. Once *both* directions are
+shut, nothing can move any more, so the transport closes itself and
+``connection_lost(None)`` follows (asyncio leaves such a transport open
+until ``close()``; there is nothing left to use it for).
 
-    OPEN --close()--> CLOSING --send buffer drained--> CLOSED
-    OPEN/CLOSING --abort() | socket error--> CLOSED
-
-``connection_lost`` is delivered exactly once, through ``call_soon``, after
-the socket is closed: with None for a clean close (ours or the peer's) and
-the exception for an error (a reset, a broken pipe).
+The life cycle, ``connection_lost`` exactly once and the failure policy for
+protocol callbacks are shared with datagram transports (``transports.py``):
+``connection_lost`` gets None for a clean close (ours or the peer's) and
+the exception for an error (a reset, a broken pipe, a protocol bug).
 """
 
-import enum
 import errno
 import logging
 import socket
 from typing import Any, Dict, Iterable, Optional
 
-from .access import format_address
-from .buffers import SendBuffer, thread_read_buffer
+from .buffers import SendBuffer, immutable_tail, thread_read_buffer
 from .errors import SlowConsumerError, TransportClosedError
 from .loop import EVENT_READ, EVENT_WRITE
 from .policy import DEFAULT_LIMITS, Limits, water_marks
+from .transports import _CLOSED, _CLOSING, _OPEN, SocketTransport, TransportState
 
 logger = logging.getLogger("reactor")
+
+__all__ = ["StreamTransport", "TransportState", "CONNECTION_ERRNOS"]
 
 #: Errors that mean "the peer or the network ended this connection"; they
 #: are logged at debug level, since on a public server they are routine.
@@ -72,52 +75,35 @@ CONNECTION_ERRNOS = frozenset(
 
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
 _INF = float("inf")
+_READ = EVENT_READ
 #: How long ``close_with_error`` waits for queued bytes to drain before it
 #: aborts: a peer that stops reading must not hold a closing connection open.
 CLOSE_LINGER_SECONDS = 5.0
 
 
-class TransportState(enum.Enum):
-    """Where a stream transport is in its life."""
-
-    OPEN = "open"
-    CLOSING = "closing"      # close() called: flushing the send buffer, not reading
-    CLOSED = "closed"        # socket closed; connection_lost delivered or queued
-
-
-_OPEN = TransportState.OPEN
-_CLOSING = TransportState.CLOSING
-_CLOSED = TransportState.CLOSED
-
-
-class StreamTransport:
+class StreamTransport(SocketTransport):
     """The transport for one connected stream socket (TCP or Unix).
 
     Created by servers and clients, not by applications. ``owner`` (a
     server, or None) is told ``connection_closed(transport)`` when the
-    socket closes, so it can keep its count of open connections, and
-    ``report_closing(transport, exc)`` when something closes it for a reason.
-    ``bytes_received`` and ``bytes_sent`` count what crossed the socket.
+    socket closes, ``callback_failed(transport, exc)`` when the protocol
+    raised, and ``report_closing(transport, exc)`` when something closes it
+    for a reason. ``bytes_received`` and ``bytes_sent`` count what crossed
+    the socket.
     """
 
-    __slots__ = ("_loop", "_sock", "_fd", "_protocol", "_state", "_events",
-                 "_send_buffer", "_high_water", "_low_water", "_writing_paused",
+    __slots__ = ("_send_buffer", "_high_water", "_low_water", "_writing_paused",
                  "_reading_paused", "_eof_pending", "_eof_sent", "_eof_received",
-                 "_closed_locally", "_peername", "_owner", "_read_view",
+                 "_closed_locally", "_peername", "_read_view", "_read_chunk",
                  "_max_read_per_event", "_extra", "bytes_received", "bytes_sent",
                  "_hard_cap", "_soft_cap", "_soft_cap_seconds", "_soft_cap_timer",
-                 "_over_soft_cap_since", "_lost_error", "__weakref__")
+                 "_over_soft_cap_since", "_lost_error")
 
     def __init__(self, loop: Any, sock: socket.socket, protocol: Any,
                  peername: Any = None, owner: Any = None,
                  limits: Limits = DEFAULT_LIMITS,
                  extra: Optional[Dict[str, Any]] = None) -> None:
-        self._loop = loop
-        self._sock = sock
-        self._fd = sock.fileno()
-        self._protocol = protocol
-        self._state = _OPEN
-        self._events = 0
+        super().__init__(loop, sock, protocol, owner)
         self._send_buffer: Optional[SendBuffer] = None   # exists only while bytes wait
         self._high_water = limits.high_water_bytes
         self._low_water = limits.low_water_bytes
@@ -128,8 +114,8 @@ class StreamTransport:
         self._eof_received = False
         self._closed_locally = False
         self._peername = peername
-        self._owner = owner
         self._read_view = thread_read_buffer(limits.read_chunk_bytes)
+        self._read_chunk = limits.read_chunk_bytes
         self._max_read_per_event = limits.max_read_per_event_bytes
         self._extra = extra
         self.bytes_received = 0
@@ -142,47 +128,20 @@ class StreamTransport:
         self._over_soft_cap_since: Optional[float] = None
         self._lost_error: Optional[BaseException] = None
 
-    def start(self) -> None:
-        """Call ``connection_made``, then start reading (unless the protocol paused or closed)."""
-        try:
-            self._protocol.connection_made(self)
-        except Exception as exc:
-            self._loop._report(exc, self._protocol.connection_made, "connection_made")
-            self.abort()
-            return
-        self._update_interest()
-
     # -- the loop's calls (hot path) ------------------------------------------
 
     def on_readable(self) -> None:
-        """Read what the socket has into the protocol: one recv, more only if it filled the buffer."""
-        # Hot path: once per readable connection per pass. Straight-line for
-        # the common case (one short read); no logging, no allocation but
-        # the bytes handed to the protocol.
-        if self._state is not _OPEN:
+        """Read what the socket has into the protocol: one recv, more only while they fill the buffer."""
+        # Hot path: once per readable connection per pass. The common case is
+        # one short read: one recv_into, one bytes copy, one protocol call.
+        # The interest test covers closed, paused and EOF alike; it also
+        # refuses a read that an earlier callback of this same pass paused
+        # (select() reported us before that callback ran).
+        if not self._interest & _READ:
             return
         view = self._read_view
-        try:
-            received = self._sock.recv_into(view)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._fatal_error(exc)
-            return
-        if not received:
-            self._peer_eof()
-            return
-        self.bytes_received += received
-        self._protocol.data_received(view[:received].tobytes())
-        if received == len(view):
-            self._read_more()
-
-    def _read_more(self) -> None:
-        """Keep reading a connection that filled the buffer, up to the per-event budget."""
-        view = self._read_view
-        chunk_size = len(view)
-        budget = self._max_read_per_event - chunk_size
-        while budget > 0 and not self._reading_paused and self._state is _OPEN:
+        budget = self._max_read_per_event
+        while True:
             try:
                 received = self._sock.recv_into(view)
             except (BlockingIOError, InterruptedError):
@@ -195,20 +154,27 @@ class StreamTransport:
                 return
             self.bytes_received += received
             self._protocol.data_received(view[:received].tobytes())
-            if received < chunk_size:
+            # A short read means the socket is most likely drained: skip the
+            # recv that would only say EAGAIN. A full one may have more, up to
+            # the per-event budget, unless the protocol paused or closed us.
+            if received < self._read_chunk:
                 return
             budget -= received
+            if budget <= 0 or not self._interest & _READ:
+                return
 
     def on_writable(self) -> None:
         """Send queued bytes; when the buffer empties, drop write interest and finish what waited."""
+        # Hot path: once per pass for each connection with bytes queued.
         buffer = self._send_buffer
         if self._state is _CLOSED or buffer is None:
             return
+        chunks = buffer.peek()
         try:
-            if len(buffer) == 1 or not _HAS_SENDMSG:
-                sent = self._sock.send(buffer[0])
+            if len(chunks) == 1 or not _HAS_SENDMSG:
+                sent = self._sock.send(chunks[0])
             else:
-                sent = self._sock.sendmsg(buffer.peek())
+                sent = self._sock.sendmsg(chunks)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -220,7 +186,7 @@ class StreamTransport:
             self._over_soft_cap_since = None
         if self._writing_paused and buffer.nbytes <= self._low_water:
             self._writing_paused = False
-            self._call_protocol("resume_writing")    # may write more, or close us
+            self._call_flow_control("resume_writing")    # may write more, or close us
             if self._state is _CLOSED:
                 return
         if buffer.nbytes:
@@ -264,7 +230,7 @@ class StreamTransport:
                 return
         else:
             sent = 0
-        chunk = _immutable_tail(data, sent)
+        chunk = immutable_tail(data, sent)
         if chunk:
             self._enqueue(chunk)
 
@@ -276,7 +242,8 @@ class StreamTransport:
         """Half-close: after the queued bytes drain, shut down our sending side.
 
         The peer reads EOF; we can still receive. Idempotent. Further
-        ``write()`` calls raise :class:`TransportClosedError`.
+        ``write()`` calls raise :class:`TransportClosedError`. If the peer
+        has already half-closed too, the transport then closes itself.
         """
         if self._state is not _OPEN or self._eof_pending:
             return
@@ -323,8 +290,7 @@ class StreamTransport:
         if self._owner is not None:
             self._owner.report_closing(self, exc)
         else:
-            logger.warning("closing connection to %s: %s",
-                           format_address(self.get_extra_info("peername", "")), exc)
+            logger.warning("closing connection %s: %s", self._describe_peer(), exc)
         if self._send_buffer is None or not flush:
             self._send_buffer = None
             self._close_now(None)
@@ -332,10 +298,6 @@ class StreamTransport:
         self._state = _CLOSING
         self._update_interest()
         self._loop.call_later(CLOSE_LINGER_SECONDS, self._linger_expired)
-
-    def is_closing(self) -> bool:
-        """Tell whether ``close()``/``abort()`` was called or the connection ended."""
-        return self._state is not _OPEN
 
     def pause_reading(self) -> None:
         """Stop reading; the kernel buffer fills and TCP slows the peer down."""
@@ -371,14 +333,6 @@ class StreamTransport:
         self._high_water, self._low_water = water_marks(high, low)
         self._check_high_water()
 
-    def get_protocol(self) -> Any:
-        """Return the protocol this transport calls."""
-        return self._protocol
-
-    def set_protocol(self, protocol: Any) -> None:
-        """Call ``protocol`` from now on (a layer that finished its work hands over)."""
-        self._protocol = protocol
-
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """Return ``peername``, ``sockname``, ``socket`` or another named detail, else ``default``."""
         if name == "peername":
@@ -388,13 +342,8 @@ class StreamTransport:
                 except OSError:
                     return default
             return self._peername if self._peername is not None else default
-        if name == "sockname":
-            try:
-                return self._sock.getsockname()
-            except OSError:
-                return default
-        if name == "socket":
-            return self._sock
+        if name in ("sockname", "socket"):
+            return super().get_extra_info(name, default)
         if self._extra is not None:
             return self._extra.get(name, default)
         return default
@@ -420,14 +369,17 @@ class StreamTransport:
             self._check_send_caps(buffer.nbytes)
 
     def _check_send_caps(self, nbytes: int) -> None:
-        """The buffer passed a cap: close if it is the hard one, else start the soft one's clock."""
+        """The buffer passed a cap: close if it is the hard one, else start the soft one's clock.
+
+        Both caps close with ``SlowConsumerError``: the hard one at once, the
+        soft one only if the buffer stays over it for ``soft_cap_seconds``.
+        """
         if nbytes > self._hard_cap:
             self.close_with_error(SlowConsumerError(
                 "%d bytes queued for a peer that does not read them, over the %d-byte hard cap"
                 % (nbytes, self._hard_cap)), flush=False)
         elif self._over_soft_cap_since is None:
-            now = self._loop.time()
-            self._over_soft_cap_since = now
+            self._over_soft_cap_since = self._loop.time()
             if self._soft_cap_timer is None:
                 self._soft_cap_timer = self._loop.call_later(self._soft_cap_seconds,
                                                              self._soft_cap_expired)
@@ -455,7 +407,7 @@ class StreamTransport:
     def _check_high_water(self) -> None:
         if not self._writing_paused and self.get_write_buffer_size() > self._high_water:
             self._writing_paused = True
-            self._call_protocol("pause_writing")
+            self._call_flow_control("pause_writing")
 
     def _update_interest(self) -> None:
         """Make the selector registration match what the transport wants now."""
@@ -464,23 +416,17 @@ class StreamTransport:
             events = EVENT_READ
         if self._send_buffer is not None and self._state is not _CLOSED:
             events |= EVENT_WRITE
-        if events != self._events:
-            if self._events:
-                self._loop._rewatch(self._fd, events, self)
-            else:
-                self._loop._watch(self._fd, events, self)
-            self._events = events
+        self._set_interest(events)
 
     def _peer_eof(self) -> None:
-        """The peer half-closed: ask the protocol whether to keep our side open."""
+        """The peer half-closed: ask the protocol whether to keep our side open.
+
+        An exception from ``eof_received`` propagates to the loop, which
+        hands it to ``callback_failed``.
+        """
         self._eof_received = True
         self._update_interest()
-        try:
-            keep_open = self._protocol.eof_received()
-        except Exception as exc:
-            self._loop._report(exc, self._protocol.eof_received, "eof_received")
-            self.abort()
-            return
+        keep_open = self._protocol.eof_received()
         if self._state is not _OPEN:
             return
         if self._eof_sent or not keep_open:
@@ -500,8 +446,9 @@ class StreamTransport:
         if self._state is _OPEN:
             raise TransportClosedError("write() after write_eof(): the sending side is shut")
         if self._closed_locally:
-            raise TransportClosedError("write() after close() or abort()")
-        # The peer or the network ended the connection; connection_lost is queued.
+            raise TransportClosedError("write() after close() or abort() on this transport")
+        # The peer, an error or a protection ended the connection;
+        # connection_lost is queued, so the data is dropped quietly.
 
     def _fatal_error(self, exc: OSError) -> None:
         """End the connection because of ``exc``; routine network errors log at debug."""
@@ -512,56 +459,17 @@ class StreamTransport:
         self._send_buffer = None
         self._close_now(exc)
 
+    def _end_after_failure(self, exc: BaseException) -> None:
+        """A protocol callback raised: abort, and let ``connection_lost`` carry ``exc``."""
+        if self._lost_error is None:
+            self._lost_error = exc
+        self._send_buffer = None
+        self._close_now(None)
+
     def _close_now(self, exc: Optional[BaseException]) -> None:
-        """Close the socket at once and queue ``connection_lost(exc)``; runs once."""
+        """Close the socket at once and queue ``connection_lost``; runs once."""
         if self._state is _CLOSED:
             return
-        self._state = _CLOSED
-        if self._events:
-            self._loop._rewatch(self._fd, 0, self)
-            self._events = 0
-        self._sock.close()
         if self._soft_cap_timer is not None:
             self._soft_cap_timer.cancel()
-        if self._owner is not None:
-            self._owner.connection_closed(self)
-        self._loop.call_soon(self._call_connection_lost, exc or self._lost_error)
-
-    def _call_connection_lost(self, exc: Optional[BaseException]) -> None:
-        protocol = self._protocol
-        try:
-            protocol.connection_lost(exc)
-        finally:
-            self._protocol = _LostProtocol
-            self._owner = None
-
-    def _call_protocol(self, method: str) -> None:
-        """Call a flow-control method on the protocol; a failure aborts this connection."""
-        try:
-            getattr(self._protocol, method)()
-        except Exception as exc:
-            self._loop._report(exc, getattr(self._protocol, method), method)
-            self.abort()
-
-
-class _LostProtocolType:
-    """Stands in for the protocol after connection_lost, so late calls are harmless."""
-
-    def __getattr__(self, name: str) -> Any:
-        return _ignore
-
-
-def _ignore(*args: Any) -> None:
-    return None
-
-
-_LostProtocol = _LostProtocolType()
-
-
-def _immutable_tail(data: Any, start: int) -> Any:
-    """Return ``data[start:]`` as a chunk nobody can change: a zero-copy slice of
-    ``bytes``, a one-time copy of anything mutable (``bytearray``, a writable view)."""
-    if type(data) is bytes:
-        return memoryview(data)[start:] if start else data
-    view = memoryview(data).cast("B")[start:]
-    return view if view.readonly else view.tobytes()
+        self._close_socket(exc or self._lost_error)

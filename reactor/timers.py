@@ -37,13 +37,9 @@ import itertools
 import math
 from typing import Any, Callable, List, Optional, Tuple
 
-from .errors import InvalidDelayError, NotCallableError, ReactorError
+from .errors import InvalidDelayError, NotCallableError, ReactorError, TimerCancelledError
 
 _INF = math.inf
-
-
-class TimerCancelledError(ReactorError, RuntimeError):
-    """``reset()`` was called on a cancelled timer; schedule a new one instead."""
 
 
 class Handle:
@@ -116,6 +112,60 @@ class Timer(Handle):
     def __repr__(self) -> str:
         state = "cancelled" if self._callback is None else callback_name(self._callback)
         return "<Timer when=%.6f %s>" % (self._when, state)
+
+
+class Periodic:
+    """A call repeated every ``interval`` seconds (``loop.call_every``); ``cancel()`` stops it.
+
+    One timer of the backend, re-armed at *previous deadline + interval*
+    before each call, so the schedule never drifts (re-arming at "now +
+    interval" would add each call's lateness to all later ones) and an
+    exception in the callback cannot stop it. When the loop falls behind by
+    whole intervals, the missed calls are skipped, keeping the phase. It
+    reads the time from the backend's ``clock`` when it fires, the clock
+    the loop lent the backend for ``Timer.reset``.
+    """
+
+    __slots__ = ("_timers", "_interval", "_callback", "_args", "_deadline", "_timer")
+
+    def __init__(self, timers: Any, now: float, interval: float,
+                 callback: Callable[..., Any], args: Tuple[Any, ...]) -> None:
+        self._timers = timers
+        self._interval = interval
+        self._callback: Optional[Callable[..., Any]] = callback
+        self._args = args
+        self._deadline = now + interval
+        self._timer = timers.schedule(self._deadline, self._fire, ())
+
+    def when(self) -> float:
+        """Return the next deadline, in loop time."""
+        return self._deadline
+
+    def cancel(self) -> None:
+        """Stop the calls; safe to call more than once, and from the callback itself."""
+        self._callback = None
+        self._timer.cancel()
+
+    def cancelled(self) -> bool:
+        """Tell whether ``cancel()`` was called."""
+        return self._callback is None
+
+    def _fire(self) -> None:
+        callback = self._callback
+        if callback is None:
+            return
+        interval = self._interval
+        deadline = self._deadline + interval
+        now = self._timers.clock()
+        if deadline <= now:                  # fell behind: skip whole intervals, keep the phase
+            deadline += interval * ((now - deadline) // interval + 1)
+        self._deadline = deadline
+        self._timers.reschedule(self._timer, deadline)
+        callback(*self._args)
+
+    def __repr__(self) -> str:
+        state = "cancelled" if self._callback is None else callback_name(self._callback)
+        return "<Periodic every %.6g s %s>" % (self._interval, state)
 
 
 class HeapTimers:

@@ -12,7 +12,8 @@ has two faces::
 To the stream transport it is the *protocol*; to the application it is
 the *transport* (the same API as ``StreamTransport``, plus
 ``get_extra_info('ssl_object' | 'peercert' | 'cipher' |
-'selected_alpn_protocol')``). The two method sets do not overlap.
+'selected_alpn_protocol')``). The two method sets do not overlap; the
+pass-through half of the transport face comes from ``protocols.Layer``.
 
 Lifecycle (``TLSState``)::
 
@@ -40,7 +41,9 @@ import logging
 import ssl
 from typing import Any, Callable, Optional
 
+from .addresses import format_address
 from .errors import TLSHandshakeTimeoutError, TransportClosedError
+from .protocols import Layer
 
 logger = logging.getLogger("reactor")
 
@@ -63,17 +66,21 @@ class TLSState(enum.Enum):
     CLOSED = "closed"
 
 
-class TLSTransport:
+class TLSTransport(Layer):
     """TLS between a stream transport and an application protocol; see the module docstring."""
+
+    __slots__ = ("_context", "_server_side", "_server_hostname", "_handshake_timeout",
+                 "_shutdown_timeout", "_on_handshake_error", "_incoming", "_outgoing",
+                 "_sslobj", "_state", "_timer", "_reading_paused", "_app_made",
+                 "_lost_reason", "_closed_locally")
 
     def __init__(self, loop: Any, context: ssl.SSLContext, app_protocol: Any,
                  server_side: bool, server_hostname: Optional[str] = None,
                  handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
                  shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
                  on_handshake_error: Optional[Callable[[BaseException], None]] = None) -> None:
-        self._loop = loop
+        super().__init__(loop, app_protocol)
         self._context = context
-        self._app = app_protocol
         self._server_side = server_side
         self._server_hostname = server_hostname
         self._handshake_timeout = handshake_timeout
@@ -82,7 +89,6 @@ class TLSTransport:
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._sslobj: Optional[ssl.SSLObject] = None
-        self._raw: Any = None
         self._state = TLSState.HANDSHAKING
         self._timer: Any = None                 # handshake deadline, then shutdown deadline
         self._reading_paused = False
@@ -94,7 +100,7 @@ class TLSTransport:
 
     def connection_made(self, raw_transport: Any) -> None:
         """Start the handshake on a fresh stream transport."""
-        self._raw = raw_transport
+        self._transport = raw_transport
         try:
             self._sslobj = self._context.wrap_bio(self._incoming, self._outgoing,
                                                   server_side=self._server_side,
@@ -124,9 +130,9 @@ class TLSTransport:
                 self._lost_reason = ssl.SSLEOFError(
                     ssl.SSL_ERROR_EOF, "peer closed the connection without a TLS "
                     "close_notify; the data may be truncated")
-                self._raw.close()
+                self._transport.close()
         else:
-            self._raw.close()
+            self._transport.close()
         return True                              # we decide when the socket closes
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
@@ -168,10 +174,6 @@ class TLSTransport:
             return
         self._flush()
 
-    def writelines(self, chunks: Any) -> None:
-        """Write several chunks as one."""
-        self.write(b"".join(chunks))
-
     def can_write_eof(self) -> bool:
         """Tell whether half-close works: not over TLS (close_notify ends both ways)."""
         return False
@@ -184,7 +186,7 @@ class TLSTransport:
         """Send close_notify after what is queued, then wait a bounded time for the peer's."""
         self._closed_locally = True
         if self._state is TLSState.HANDSHAKING:
-            self._raw.abort()
+            self._transport.abort()
             return
         if self._state is not TLSState.OPEN:
             return
@@ -197,7 +199,7 @@ class TLSTransport:
         With ``flush``, what is queued goes out with our close_notify, but
         we do not wait for the peer's (it may be the reason we are closing).
         """
-        if self._state is TLSState.CLOSED or self._raw is None:
+        if self._state is TLSState.CLOSED or self._transport is None:
             return
         self._lost_reason = exc
         if flush and self._state is TLSState.OPEN:
@@ -207,13 +209,13 @@ class TLSTransport:
             except ssl.SSLError:
                 pass                              # ours is written; theirs is not awaited
             self._flush()
-        self._raw.close_with_error(exc, flush)
+        self._transport.close_with_error(exc, flush)
 
     def abort(self) -> None:
         """Close the socket now, without close_notify, dropping what is queued."""
         self._closed_locally = True
-        if self._raw is not None:
-            self._raw.abort()
+        if self._transport is not None:
+            self._transport.abort()
 
     def is_closing(self) -> bool:
         """Tell whether the connection is closing or closed."""
@@ -223,39 +225,20 @@ class TLSTransport:
         """Stop reading and delivering, even data already decrypted."""
         if not self._reading_paused:
             self._reading_paused = True
-            self._raw.pause_reading()
+            self._transport.pause_reading()
 
     def resume_reading(self) -> None:
         """Read and deliver again."""
         if self._reading_paused:
             self._reading_paused = False
-            self._raw.resume_reading()
-            self._loop.call_soon(self._deliver)      # what the SSL object already holds
+            self._transport.resume_reading()
+            # What the SSL object already holds, delivered in a later pass,
+            # under the connection's failure policy.
+            self._loop.call_soon(self._transport.run_protected, self._deliver)
 
     def is_reading(self) -> bool:
         """Tell whether the transport is delivering data."""
         return self._state is TLSState.OPEN and not self._reading_paused
-
-    def get_write_buffer_size(self) -> int:
-        """Return the ciphertext bytes waiting in the stream transport."""
-        return self._raw.get_write_buffer_size()
-
-    def set_write_buffer_limits(self, high: Optional[int] = None,
-                                low: Optional[int] = None) -> None:
-        """Set the stream transport's water marks (they count ciphertext)."""
-        self._raw.set_write_buffer_limits(high, low)
-
-    def get_write_buffer_limits(self) -> tuple:
-        """Return the stream transport's ``(low, high)`` water marks."""
-        return self._raw.get_write_buffer_limits()
-
-    def get_protocol(self) -> Any:
-        """Return the application protocol."""
-        return self._app
-
-    def set_protocol(self, protocol: Any) -> None:
-        """Call ``protocol`` from now on (a layer that finished its work hands over)."""
-        self._app = protocol
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """Return TLS details (``ssl_object``, ``peercert``, ``cipher``,
@@ -274,12 +257,12 @@ class TLSTransport:
                 return sslobj.compression()
         if name == "server_hostname":
             return self._server_hostname
-        if self._raw is None:
+        if self._transport is None:
             return default
-        return self._raw.get_extra_info(name, default)
+        return self._transport.get_extra_info(name, default)
 
     def __repr__(self) -> str:
-        return "<TLSTransport %s %r>" % (self._state.value, self._raw)
+        return "<TLSTransport %s %r>" % (self._state.value, self._transport)
 
     # -- internals ------------------------------------------------------------------
 
@@ -297,13 +280,9 @@ class TLSTransport:
         self._cancel_timer()
         self._state = TLSState.OPEN
         self._app_made = True
-        try:
-            self._app.connection_made(self)
-        except Exception as exc:
-            self._loop._report(exc, self._app.connection_made, "connection_made")
-            self.abort()
-            return
-        self._deliver()                          # application data that came with the handshake
+        self._app.connection_made(self)          # an exception ends the connection (loop)
+        if self._state is TLSState.OPEN:
+            self._deliver()                          # application data that came with the handshake
 
     def _deliver(self) -> None:
         """Decrypt what has arrived and hand it to the app, unless paused."""
@@ -335,7 +314,7 @@ class TLSTransport:
 
     def _peer_close_notify(self) -> None:
         if self._state is TLSState.CLOSING:      # both sides said goodbye
-            self._raw.close()
+            self._transport.close()
             return
         keep_open = self._app.eof_received()
         if self._state is TLSState.OPEN and not keep_open:
@@ -352,29 +331,29 @@ class TLSTransport:
             return
         else:
             self._flush()
-            self._raw.close()                    # the peer's close_notify came first
+            self._transport.close()                    # the peer's close_notify came first
             return
         self._flush()
         self._cancel_timer()
-        self._timer = self._loop.call_later(self._shutdown_timeout, self._raw.close)
+        self._timer = self._loop.call_later(self._shutdown_timeout, self._transport.close)
 
     def _flush(self) -> None:
         if self._outgoing.pending:
             data = self._outgoing.read()
-            if not self._raw.is_closing():
-                self._raw.write(data)
+            if not self._transport.is_closing():
+                self._transport.write(data)
 
     def _fatal(self, exc: BaseException) -> None:
         logger.warning("TLS error with %s, closing: %s", self._peer(), exc)
         self._lost_reason = exc
-        self._raw.abort()
+        self._transport.abort()
 
     def _handshake_failed(self, exc: BaseException) -> None:
         self._cancel_timer()
         if self._state is not TLSState.CLOSED:
             self._state = TLSState.CLOSED
-            if self._raw is not None:
-                self._raw.abort()
+            if self._transport is not None:
+                self._transport.abort()
         callback, self._on_handshake_error = self._on_handshake_error, None
         if callback is None or not self._server_side:    # a server logs it, rate-limited
             logger.warning("TLS handshake with %s failed: %s", self._peer(),
@@ -393,10 +372,7 @@ class TLSTransport:
             self._timer = None
 
     def _peer(self) -> str:
-        peer = self._raw.get_extra_info("peername") if self._raw is not None else None
-        if isinstance(peer, tuple):
-            return "%s:%s" % (peer[0], peer[1])
-        return str(peer or "a local peer")
+        return format_address(self.get_extra_info("peername"))
 
 
 def describe_tls_error(exc: BaseException) -> str:

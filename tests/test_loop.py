@@ -165,7 +165,7 @@ def test_call_soon_threadsafe_wakes_the_loop_with_one_byte(loop):
     for worker in workers:
         worker.join()
     # The mechanism is the spec here: one byte is waiting, not fifty.
-    assert loop._wakeup_reader.recv(64, socket.MSG_PEEK) == b"\0"
+    assert loop._wakeup.reader.recv(64, socket.MSG_PEEK) == b"\0"
     before = loop.stats()["events"]
     loop.run_once(1.0)
     assert sorted(events) == list(range(50))

@@ -6,14 +6,16 @@ import random
 
 import pytest
 
-from reactor.access import AccessFilter, client_key, peer_ip
-from reactor.auth import (FAILURE_MESSAGE, MAX_AUTH_LINE_BYTES, PSK_VERSION, PskAuth,
+from reactor.addresses import peer_ip
+from reactor.protect.admission import AccessFilter, client_key
+from reactor.protect.auth import (FAILURE_MESSAGE, MAX_AUTH_LINE_BYTES, PSK_VERSION, PskAuth,
                           TokenAuth, parse_challenge, psk_answer)
 from reactor.errors import AuthenticationError
 from reactor.framing import LengthPrefixFramer
-from reactor.monitor import AbuseLog, format_stats
+from reactor.protect.abuselog import AbuseLog
+from reactor.server import format_stats
 from reactor.policy import Limits, Rate
-from reactor.ratelimit import TokenBucket, charge, lease_size, refund
+from reactor.protect.ratelimit import TokenBucket, charge, lease_size, refund
 
 PSK = b"0123456789abcdef-shared-key"
 

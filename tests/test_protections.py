@@ -13,7 +13,7 @@ import time
 import pytest
 
 from reactor import FakeClock, FramedProtocol, Limits, Reactor, StreamTransport
-from reactor.auth import FAILURE_MESSAGE, PskAuth, TokenAuth, parse_challenge, psk_answer
+from reactor.protect.auth import FAILURE_MESSAGE, PskAuth, TokenAuth, parse_challenge, psk_answer
 from reactor.errors import AuthenticationError, FirstFrameTimeoutError
 from reactor.framing import LengthPrefixFramer, LineFramer
 from reactor.policy import Rate

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from reactor import Protocol, Reactor
-from reactor.auth import FAILURE_MESSAGE
+from reactor.protect.auth import FAILURE_MESSAGE
 
 from .conftest import run_until
 from .streams_helpers import ROOT, start_cli

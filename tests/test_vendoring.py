@@ -76,7 +76,7 @@ SCRIPT = textwrap.dedent("""
     assert datagrams == [b"datagram"] and tls_received == b"over tls", (datagrams, tls_received)
 
     # And the protections: a PSK-authenticated, rate-limited, idle-timed server.
-    from reactor.auth import PskAuth
+    from reactor.protect.auth import PskAuth
     from reactor.policy import Rate
     key = b"vendored-key-0123456789"
     guarded = loop.listen_tcp(EchoProtocol, "127.0.0.1", 0, auth=PskAuth([key]),

@@ -16,11 +16,11 @@ import logging
 import signal
 from typing import Any, Optional
 
-from ..access import format_address
-from ..auth import PskAuth, TokenAuth
-from ..monitor import format_stats
+from ..addresses import format_address
 from ..network import Reactor
 from ..policy import DEFAULT_LIMITS, Limits, Rate
+from ..protect.auth import PskAuth, TokenAuth
+from ..server import format_stats
 from ..tls import server_context
 
 logger = logging.getLogger("reactor")

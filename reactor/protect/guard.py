@@ -48,10 +48,11 @@ counts it under the error's ``reason`` and logs it, rate-limited.
 import enum
 from typing import Any, Dict, Optional
 
-from .errors import (AuthenticationError, FirstFrameTimeoutError, IdleTimeoutError,
-                     RateLimitError)
-from .framed import FramedProtocol
-from .policy import Limits
+from ..errors import (AuthenticationError, FirstFrameTimeoutError, IdleTimeoutError,
+                      RateLimitError)
+from ..framed import FramedProtocol
+from ..policy import Limits
+from ..protocols import Layer
 from .ratelimit import bucket, charge, lease_size, refund
 
 
@@ -69,54 +70,32 @@ _OPEN = GuardState.OPEN
 _CLOSED = GuardState.CLOSED
 
 
-class ClientRecord:
-    """What one client address shares across its connections: a count and rate buckets."""
-
-    __slots__ = ("key", "connections", "bytes_bucket", "messages_bucket")
-
-    def __init__(self, key: str, limits: Limits, now: float) -> None:
-        self.key = key
-        self.connections = 0
-        self.bytes_bucket = bucket(limits.ip_rate_bytes, now)
-        self.messages_bucket = bucket(limits.ip_rate_messages, now)
-
-    def is_settled(self, now: float) -> bool:
-        """Tell whether forgetting this client now would give it nothing it has not earned
-        (no open connection, every bucket full again)."""
-        return not self.connections and all(
-            b is None or b.is_full(now) for b in (self.bytes_bucket, self.messages_bucket))
-
-
-def needs_guard(limits: Limits, auth: Any) -> bool:
-    """Tell whether ``limits`` and ``auth`` ask for anything only a guard can enforce."""
-    return bool(auth is not None or limits.idle_timeout_seconds or
-                limits.first_frame_timeout_seconds or limits.rate_bytes or
-                limits.rate_messages or limits.ip_rate_bytes or limits.ip_rate_messages)
-
-
-class Guard:
+class Guard(Layer):
     """One connection's protections; see the module docstring.
 
-    ``client`` is the connection's :class:`ClientRecord` (or None for a
-    Unix peer), whose buckets it charges alongside its own. ``counters``
-    (the server's) gets ``rate_pauses`` counted in it.
+    ``client`` is the connection's ``admission.ClientRecord`` (or None for a
+    Unix peer or a client connection), whose buckets it charges alongside
+    its own. ``counters`` (the server's) gets ``rate_pauses`` counted in it.
+    Clients use a guard too, for the ``Limits`` fields that make sense on
+    their side (timeouts and rates; ``network.py`` refuses the rest).
     """
 
-    __slots__ = ("_loop", "_clock", "_app", "_transport", "_state", "_framed",
+    __slots__ = ("_clock", "_state", "_framed",
                  "_handshake", "_timer", "_auth_deadline", "_first_frame_deadline",
                  "_idle_seconds", "_last_activity", "_byte_buckets", "_message_buckets",
                  "_metered", "_byte_lease", "_message_lease", "_byte_credit",
                  "_message_credit", "_disconnect_on_rate",
                  "_rate_timer", "_shaping", "_app_paused", "_limits", "_counters")
 
-    def __init__(self, loop: Any, app: Any, limits: Limits, client: Optional[ClientRecord],
+    def __init__(self, loop: Any, app: Any, limits: Limits, client: Any = None,
                  auth: Any = None, counters: Optional[Dict[str, int]] = None) -> None:
-        self._loop = loop
+        super().__init__(loop, app)
         self._counters = counters
-        self._clock = loop._clock          # the loop's own clock function: no extra frame
-        self._app = app
+        # The loop's own clock function, read directly: one frame less per
+        # read than loop.time(). The documented exception to "only the loop
+        # reads the clock" (see loop.py); a FakeClock still drives it.
+        self._clock = loop._clock
         self._limits = limits
-        self._transport: Any = None
         self._state = _AUTHENTICATING if auth is not None else _OPEN
         self._framed = isinstance(app, FramedProtocol)
         self._handshake = (auth.server_handshake(app.framer.clone() if self._framed else None)
@@ -231,29 +210,9 @@ class Guard:
         self._last_activity = self._clock()
         self._transport.write(data)
 
-    def writelines(self, chunks: Any) -> None:
-        """Write several chunks as one."""
-        self.write(b"".join(chunks))
-
-    def write_eof(self) -> None:
-        """Half-close, if the transport below can."""
-        self._transport.write_eof()
-
-    def can_write_eof(self) -> bool:
-        """Tell whether the transport below can half-close."""
-        return self._transport.can_write_eof()
-
     def close(self) -> None:
         """Close the connection after what is queued."""
         self._transport.close()
-
-    def close_with_error(self, exc: BaseException, flush: bool = True) -> None:
-        """Close because of ``exc``; the server counts it, the app's ``connection_lost`` gets it."""
-        self._transport.close_with_error(exc, flush)
-
-    def abort(self) -> None:
-        """Close now, dropping what is queued."""
-        self._transport.abort()
 
     def is_closing(self) -> bool:
         """Tell whether the connection is closing or closed."""
@@ -274,40 +233,19 @@ class Guard:
         """Tell whether the app will be given data (not paused by it or by rate shaping)."""
         return not self._app_paused and not self._shaping and self._transport.is_reading()
 
-    def get_write_buffer_size(self) -> int:
-        """Return the bytes queued below."""
-        return self._transport.get_write_buffer_size()
-
-    def get_write_buffer_limits(self) -> tuple:
-        """Return the transport's ``(low, high)`` water marks."""
-        return self._transport.get_write_buffer_limits()
-
-    def set_write_buffer_limits(self, high: Optional[int] = None,
-                                low: Optional[int] = None) -> None:
-        """Set the transport's water marks."""
-        self._transport.set_write_buffer_limits(high, low)
-
-    def get_protocol(self) -> Any:
-        """Return the application protocol."""
-        return self._app
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """Return a detail of the transport below (``peername``, ``peercert`` ...)."""
-        return self._transport.get_extra_info(name, default)
-
     def __repr__(self) -> str:
         return "<Guard %s %r>" % (self._state.value, self._transport)
 
     # -- internals ---------------------------------------------------------------
 
+    def set_protocol(self, protocol: Any) -> None:
+        """Guard ``protocol`` from now on (the client's auth layer hands over to the app)."""
+        self._app = protocol
+        self._framed = isinstance(protocol, FramedProtocol)
+
     def _start_app(self) -> None:
         self._state = _OPEN
-        app = self._app
-        try:
-            app.connection_made(self)
-        except Exception as exc:
-            self._loop._report(exc, app.connection_made, "connection_made")
-            self._transport.abort()
+        self._app.connection_made(self)       # an exception ends the connection (see transports)
 
     def _authenticate(self, data: bytes) -> None:
         handshake = self._handshake

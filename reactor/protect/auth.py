@@ -2,7 +2,7 @@
 
 Sans-I/O, like the framers: each handshake takes bytes and says what to
 send back and whether the peer is in. The guard (``guard.py``) runs the
-server's half on a connection; ``ClientAuth`` there runs the client's.
+server's half on a connection; ``ClientAuth`` (``client_auth.py``) runs the client's.
 
 **Bearer token** (``TokenAuth``). The client's first line (raw and line
 protocols) or first frame (other framings) must be one of the accepted
@@ -34,7 +34,7 @@ import hmac
 import secrets
 from typing import Any, Iterable, List, Optional, Tuple, Union
 
-from .errors import AuthenticationError, FramingError
+from ..errors import AuthenticationError, FramingError
 
 PSK_VERSION = b"reactor-psk-v1"
 NONCE_BYTES = 32

@@ -33,7 +33,7 @@ connection. Refilling on demand like this needs no timer per bucket.
 
 from typing import Optional, Sequence, Tuple
 
-from .policy import Rate
+from ..policy import Rate
 
 #: Debts shorter than this are float rounding (0.09 + 0.01 > 0.1), not debt.
 ROUNDING_SECONDS = 1e-9

@@ -14,8 +14,8 @@ import logging
 from typing import Any, Optional
 
 from .auth import FAILURE_MESSAGE, PSK_VERSION, parse_challenge, psk_answer
-from .errors import AuthenticationError
-from .framed import FramedProtocol
+from ..errors import AuthenticationError
+from ..framed import FramedProtocol
 
 logger = logging.getLogger("reactor")
 #: Longest handshake line we accept from a server.

@@ -1,4 +1,4 @@
-"""Watching a server: its counters, and abuse logging an attacker cannot flood.
+"""Abuse logging an attacker cannot flood.
 
 A public server is attacked in bulk: ten thousand connections that never
 authenticate, each worth a log line. ``AbuseLog`` writes the first line per
@@ -14,17 +14,14 @@ attack. The counts themselves are never dropped: the server counts every
 rejection in ``stats()`` (``rejected_<reason>``).
 
 Like the timers, this module is handed ``now`` and never reads a clock.
+Without ``reactor/protect/`` (a vendored core), a server logs each
+rejection on its own line instead.
 """
 
 import logging
 from typing import Any, Dict, List, Optional, Set
 
 logger = logging.getLogger("reactor")
-
-#: Every reason a server may refuse or close a connection, in display order.
-REJECTION_REASONS = ("filter", "max_connections", "per_ip", "out_of_fds", "tls_handshake",
-                     "auth", "timeout", "framing", "rate", "slow_consumer")
-
 
 class AbuseLog:
     """Rate-limited logging of abuse: one line per reason per interval, then a summary."""
@@ -77,16 +74,3 @@ class _Window:
         self.ends = ends
         self.suppressed = 0
         self.clients: Set[str] = set()
-
-
-def format_stats(stats: Dict[str, int]) -> str:
-    """Render ``Server.stats()`` as one log line: totals first, then non-zero rejections."""
-    head = ("connections=%d peak=%d accepted=%d bytes_in=%d bytes_out=%d "
-            "frames_in=%d frames_out=%d" % tuple(
-                stats.get(key, 0) for key in ("connections", "peak_connections", "accepted",
-                                              "bytes_in", "bytes_out", "frames_in",
-                                              "frames_out")))
-    rejected: List[str] = ["%s=%d" % (reason, stats["rejected_" + reason])
-                           for reason in REJECTION_REASONS if stats.get("rejected_" + reason)]
-    shaped = " rate_pauses=%d" % stats["rate_pauses"] if stats.get("rate_pauses") else ""
-    return head + shaped + (" rejected: " + " ".join(rejected) if rejected else " rejected: none")
