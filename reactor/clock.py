@@ -1,10 +1,26 @@
 """Clocks: where `reactor` gets the time, and a fake one for tests.
 
-Only the loop asks a clock for the time; everything below it (timers,
-rate limiters) is handed ``now`` as an argument. That single seam is what lets
-the whole framework be tested without sleeping: give the loop a
-:class:`FakeClock`, advance it by hand, and every timer behaves as if that
-much time had passed. (Twisted's ``task.Clock`` is the model.)
+The loop owns the clock: it asks it for the time, and what runs below it
+(timer backends' ``expire``, rate limiters) is handed ``now`` as an
+argument. That seam is what lets the whole framework be tested without
+sleeping: give the loop a :class:`FakeClock`, advance it by hand, and every
+timer behaves as if that much time had passed. (Twisted's ``task.Clock`` is
+the model.)
+
+Two places read the loop's clock function themselves, by design:
+
+* the timer backend: the loop lends it its clock as ``backend.clock``, for
+  ``Timer.reset(delay)`` and ``call_every``'s ``Periodic``, which need
+  *now + delay* (see ``timers.py``);
+* the protections' ``Guard``, which keeps ``loop._clock`` and calls it on
+  each read and write it meters (see ``protect/guard.py``).
+
+Discussion: both could be handed ``now`` instead. A timer would then need a
+reference to the loop to be reset (or every caller would fetch the time
+first), and each guarded read would pay a call to ``loop.time()``, one frame
+more on the hot path. Neither exception weakens testing: what they call is
+the loop's own clock function, so under a ``FakeClock`` they see exactly the
+time the loop sees, and still nothing sleeps.
 
 A clock is any zero-argument callable returning seconds as a float that
 never goes backwards. The default is :func:`time.monotonic`, never

@@ -11,8 +11,8 @@ backend*, a small object the loop owns and drives with one question per pass::
     backend.expire(now, ready)                           append due timers to ready
     len(backend)                                         live timers
 
-Backends are handed ``now``; they never read a clock themselves, which is why
-timer tests never sleep. Two backends ship:
+Backends are handed ``now``: ``expire`` and ``next_deadline`` never read a
+clock, which is why timer tests never sleep. Two backends ship:
 
 =====================  ==========================  ==============================
 backend                strengths                   costs
@@ -29,7 +29,24 @@ same loop.
 
 Ordering contract (both backends): a timer never fires before its deadline;
 timers fire in (deadline, scheduling order); ``reschedule`` counts as a new
-scheduling for that order.
+scheduling for that order. A deadline at or before ``now`` (``call_later(0)``,
+a past ``call_at``) fires at the next ``expire``, even if the clock has not
+moved since.
+
+The one clock a backend touches: the loop sets ``backend.clock`` to its own
+clock function, and two callers read it, ``Timer.reset(delay)`` and
+:class:`Periodic` (``loop.call_every``), since both need *now + delay* and
+hold no reference to the loop. A backend used without a loop has
+:func:`no_clock`, which raises.
+
+Discussion: ``reset`` could take ``now`` as an argument instead, keeping the
+rule "handed ``now``, never reads a clock" without exception. But then every
+caller (a transport resetting its idle timer on each message) would first
+have to fetch the loop's time, and a timer could not be reset by code that
+does not hold the loop. Lending the clock keeps ``timer.reset(30.0)`` a
+one-liner and costs no testability: the function lent *is* the loop's clock,
+so under a ``FakeClock`` timers still move only when the test advances it.
+(``clock.py`` lists this exception together with the guard's.)
 """
 
 import heapq
@@ -40,6 +57,9 @@ from typing import Any, Callable, List, Optional, Tuple
 from .errors import InvalidDelayError, NotCallableError, ReactorError, TimerCancelledError
 
 _INF = math.inf
+#: HeapTimers rebuilds its heap once stale entries outnumber live ones, but
+#: never for fewer stale entries than this: a small heap is not worth it.
+HEAP_COMPACT_MIN_STALE = 64
 
 
 class Handle:
@@ -68,10 +88,25 @@ class Handle:
 class Timer(Handle):
     """A handle with a deadline, owned by one timer backend.
 
-    ``_pos`` is private to the backend: where the timer sits (heap entry or
-    wheel slot), or None when it is not scheduled (fired or cancelled). The
-    backend sets ``_pos`` (and the wheel ``_tick``) right after construction,
-    so ``__init__`` leaves them alone: it runs once per ``call_later``.
+    ``_queue`` is that backend, which ``cancel`` and ``reset`` call, and
+    ``_seq`` the backend's scheduling number, which orders timers with equal
+    deadlines. Two more slots belong to the backend alone and mean different
+    things in each:
+
+    ``_pos``
+        Where the timer sits, or None when it is not scheduled (fired or
+        cancelled). In :class:`HeapTimers`, the heap entry
+        ``(when, seq, timer)`` itself: an entry is live only while its
+        timer's ``_pos`` is that very tuple. In ``TimerWheel``, an int: the
+        index of its slot in the wheel's flat slot list, or a negative
+        marker for the overflow or the due collection.
+    ``_tick``
+        Wheel only: the deadline rounded up to a whole tick. The heap never
+        sets it.
+
+    The backend sets ``_pos`` (and the wheel ``_tick``) right after
+    construction, so ``__init__`` leaves them alone: it runs once per
+    ``call_later``.
     """
 
     __slots__ = ("_when", "_seq", "_queue", "_pos", "_tick")
@@ -107,7 +142,7 @@ class Timer(Handle):
         if not 0.0 <= delay < _INF:
             check_delay(delay)
         queue = self._queue
-        queue.reschedule(self, queue.clock() + delay)
+        queue.reschedule(self, queue.clock() + delay)   # the loop's clock, lent to the backend
 
     def __repr__(self) -> str:
         state = "cancelled" if self._callback is None else callback_name(self._callback)
@@ -124,6 +159,11 @@ class Periodic:
     whole intervals, the missed calls are skipped, keeping the phase. It
     reads the time from the backend's ``clock`` when it fires, the clock
     the loop lent the backend for ``Timer.reset``.
+
+    The Periodic is itself its timer's callback (``__call__`` is ``_fire``):
+    the loop's error log and debug mode's slow-callback log then name it by
+    its repr, which names the user's callback, rather than by a method that
+    every Periodic shares.
     """
 
     __slots__ = ("_timers", "_interval", "_callback", "_args", "_deadline", "_timer")
@@ -135,7 +175,7 @@ class Periodic:
         self._callback: Optional[Callable[..., Any]] = callback
         self._args = args
         self._deadline = now + interval
-        self._timer = timers.schedule(self._deadline, self._fire, ())
+        self._timer = timers.schedule(self._deadline, self, ())
 
     def when(self) -> float:
         """Return the next deadline, in loop time."""
@@ -151,6 +191,7 @@ class Periodic:
         return self._callback is None
 
     def _fire(self) -> None:
+        """Re-arm at the next deadline, then make the call; the timer calls this, not you."""
         callback = self._callback
         if callback is None:
             return
@@ -162,6 +203,8 @@ class Periodic:
         self._deadline = deadline
         self._timers.reschedule(self._timer, deadline)
         callback(*self._args)
+
+    __call__ = _fire
 
     def __repr__(self) -> str:
         state = "cancelled" if self._callback is None else callback_name(self._callback)
@@ -182,8 +225,9 @@ class HeapTimers:
         self._heap: List[Tuple[float, int, Timer]] = []
         self._stale = 0
         self._next_seq = itertools.count().__next__
-        #: The loop's clock, set by the loop; used only by ``Timer.reset``.
-        self.clock: Callable[[], float] = _no_clock
+        #: The loop's own clock function, lent by the loop for ``Timer.reset``
+        #: and ``Periodic``; the heap itself never calls it.
+        self.clock: Callable[[], float] = no_clock
 
     def __len__(self) -> int:
         return len(self._heap) - self._stale
@@ -202,7 +246,7 @@ class HeapTimers:
         if timer._pos is not None:
             timer._pos = None
             self._stale += 1
-            if self._stale > 64 and self._stale * 2 > len(self._heap):
+            if self._stale > HEAP_COMPACT_MIN_STALE and self._stale * 2 > len(self._heap):
                 self._compact()
         timer._callback = None
         timer._args = None
@@ -217,7 +261,7 @@ class HeapTimers:
         entry = (when, seq, timer)
         timer._pos = entry
         heapq.heappush(self._heap, entry)
-        if self._stale > 64 and self._stale * 2 > len(self._heap):
+        if self._stale > HEAP_COMPACT_MIN_STALE and self._stale * 2 > len(self._heap):
             self._compact()
 
     def next_deadline(self) -> Optional[float]:
@@ -249,17 +293,34 @@ class HeapTimers:
         self._stale = 0
 
 
-def check_delay(delay: float) -> None:
+def check_delay(delay: Any) -> None:
     """Raise :class:`InvalidDelayError` unless ``delay`` is a finite number >= 0."""
+    check_number(delay, "delay")
     if not 0.0 <= delay < _INF:
         raise InvalidDelayError(
             "delay must be a finite number of seconds >= 0, got %r" % (delay,))
 
 
-def check_deadline(when: float) -> None:
+def check_deadline(when: Any) -> None:
     """Raise :class:`InvalidDelayError` unless ``when`` is a finite number."""
+    check_number(when, "deadline")
     if not -_INF < when < _INF:
         raise InvalidDelayError("deadline must be a finite time in seconds, got %r" % (when,))
+
+
+def check_interval(interval: Any) -> None:
+    """Raise :class:`InvalidDelayError` unless ``interval`` is a finite number > 0."""
+    check_number(interval, "interval")
+    if not 0.0 < interval < _INF:
+        raise InvalidDelayError("interval must be a finite number of seconds > 0, got %r"
+                                % (interval,))
+
+
+def check_number(value: Any, what: str) -> None:
+    """Raise :class:`InvalidDelayError` unless ``value`` is an int or a float (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidDelayError("%s must be a number of seconds, got %s %r"
+                                % (what, type(value).__name__, value))
 
 
 def check_callable(callback: Any) -> None:
@@ -267,6 +328,12 @@ def check_callable(callback: Any) -> None:
     if not callable(callback):
         raise NotCallableError(
             "callback must be callable, got %s %r" % (type(callback).__name__, callback))
+
+
+def no_clock() -> float:
+    """Stand in for the clock of a backend not attached to a loop: raise ReactorError."""
+    raise ReactorError("this timer backend is not attached to a loop, so it has no 'now' "
+                       "for reset() or call_every")
 
 
 def callback_name(callback: Any) -> str:
@@ -277,7 +344,3 @@ def callback_name(callback: Any) -> str:
         return repr(callback)
     module = getattr(target, "__module__", None)
     return "%s.%s" % (module, name) if module else name
-
-
-def _no_clock() -> float:
-    raise ReactorError("this timer backend is not attached to a loop, so reset() has no 'now'")

@@ -2,12 +2,15 @@
 
 import bisect
 import gc
+import logging
 import math
 import random
 import tracemalloc
 
 import pytest
 
+import reactor
+from reactor import FakeClock, Reactor
 from reactor.timers import HeapTimers, TimerCancelledError
 from reactor.wheel import TimerWheel
 
@@ -55,17 +58,46 @@ def test_never_fires_early(backend):
     assert fired == ["x"]
 
 
-def test_deadlines_at_or_before_the_last_expiry_fire_next_time(backend):
-    """A timer due now or in the past (call_soon-like) fires at the next expire, in order."""
+def test_deadlines_at_or_before_now_fire_at_the_next_expire_with_the_clock_frozen(backend):
+    """A timer due now or in the past fires at the very next expire, at the same now, in order."""
     fired = []
     expire(backend, 1.0)
     backend.schedule(1.0, fired.append, ("now",))
     backend.schedule(0.5, fired.append, ("past",))
     backend.schedule(0.999, fired.append, ("just past",))
-    deadline = backend.next_deadline()
-    assert deadline <= 1.0 + TICK + 1e-9
-    expire(backend, max(1.0, deadline))
+    assert backend.next_deadline() <= 1.0
+    expire(backend, 1.0)
     assert fired == ["past", "just past", "now"]
+    assert len(backend) == 0 and backend.next_deadline() is None
+
+
+def test_a_deadline_inside_the_tick_under_way_fires_once_now_reaches_it(backend):
+    """Mid-tick, a zero delay fires at the next expire; one 0.3 ms later fires at its deadline."""
+    fired = []
+    expire(backend, 1.0003)
+    backend.schedule(1.0003, fired.append, ("zero delay",))
+    backend.schedule(1.0006, fired.append, ("later this tick",))
+    expire(backend, 1.0003)
+    assert fired == ["zero delay"]
+    assert backend.next_deadline() == 1.0006
+    expire(backend, 1.00059)
+    assert fired == ["zero delay"]
+    expire(backend, 1.0006)
+    assert fired == ["zero delay", "later this tick"]
+
+
+def test_reset_to_now_fires_at_the_next_expire_with_the_clock_frozen(backend):
+    """reset(0) on a pending or a fired timer makes it fire at the next expire, clock unmoved."""
+    fired = []
+    expire(backend, 0.9995)
+    pending = backend.schedule(1.0008, fired.append, ("pending",))   # the next tick's slot
+    done = backend.schedule(1.0, fired.append, ("done",))
+    expire(backend, 1.0004)                 # the tick under way is now pending's
+    assert fired == ["done"]
+    pending.reset(0)
+    done.reset(0)
+    expire(backend, 1.0004)
+    assert fired == ["done", "pending", "done"]
 
 
 def test_cancel_drops_callback_at_once(backend):
@@ -168,7 +200,11 @@ class SortedListModel:
 @pytest.mark.parametrize("name", sorted(BACKENDS))
 @pytest.mark.parametrize("seed", [1, 2])
 def test_model_random_operations(name, seed):
-    """60,000 random schedule/cancel/reset/advance ops per run match a sorted list (>=100k per backend)."""
+    """60,000 random schedule/cancel/reset/advance ops per run match a sorted list (>=100k per backend).
+
+    One deadline in ten is exactly now or already past: those must fire at
+    the next expire on both backends, even when the clock has not moved.
+    """
     rng = random.Random(seed)
     timers = BACKENDS[name]()
     timers.now = now = 0.0
@@ -177,39 +213,55 @@ def test_model_random_operations(name, seed):
     handles = {}            # id -> timer, live or recently fired
     seq = 0
     fired_total = 0
-    distances = [(0.05, 0), (0.25, 4), (0.30, 256), (0.25, 65_536), (0.10, 1 << 24), (0.05, 1 << 34)]
+    due_next = set()        # ids set to a deadline <= now: must fire at the next expire
+    # (share, ticks from now): exactly now, already past, then every wheel level.
+    distances = [(0.05, 0), (0.05, -300), (0.25, 4), (0.25, 256), (0.25, 65_536),
+                 (0.10, 1 << 24), (0.05, 1 << 34)]
 
-    def random_delay():
+    def random_deadline():
         roll, acc = rng.random(), 0.0
         for share, ticks in distances:
             acc += share
             if roll < acc:
-                return rng.uniform(0, ticks) * TICK
-        return 0.0
+                return now + rng.uniform(0, ticks) * TICK
+        return now
+
+    def note_deadline(key, when):
+        if when <= now:
+            due_next.add(key)
+        else:
+            due_next.discard(key)
 
     for step in range(60_000):
         context = "seed=%d step=%d backend=%s" % (seed, step, name)
         op = rng.random()
         if op < 0.40 or not handles:
-            when = now + random_delay()
+            when = random_deadline()
             timer = timers.schedule(when, lambda: None, ())
             handles[id(timer)] = timer
             model.add(id(timer), when, seq)
+            note_deadline(id(timer), when)
             seq += 1
         elif op < 0.55:
             timer = handles.pop(rng.choice(list(handles)) if len(handles) < 64
                                 else rng.choice(list(handles.keys())[-64:]))
             timer.cancel()
+            due_next.discard(id(timer))
             if id(timer) in model.by_id:
                 model.remove(id(timer))
         elif op < 0.70:
             key = rng.choice(list(handles)[-64:])
             timer = handles[key]
-            delay = random_delay()
-            timer.reset(delay)
+            when = random_deadline()
+            if when < now:                         # reset() refuses a negative delay
+                timers.reschedule(timer, when)
+            else:
+                timer.reset(when - now)
+                when = now + (when - now)          # the deadline reset() computes
             if key in model.by_id:
                 model.remove(key)
-            model.add(key, now + delay, seq)
+            model.add(key, when, seq)
+            note_deadline(key, when)
             seq += 1
         else:
             roll = rng.random()
@@ -225,13 +277,16 @@ def test_model_random_operations(name, seed):
             fired = expire(timers, now)
             keys = [(t.when(), t._seq) for t in fired]
             assert keys == sorted(keys), context
+            missed = due_next - {id(t) for t in fired}
+            assert not missed, "a deadline <= now did not fire at the next expire: " + context
             for timer in fired:
                 key = id(timer)
                 assert key in model.by_id, "fired twice or after cancel: " + context
                 assert timer.when() <= now, "fired early: " + context
-                if idle:
+                if idle and key not in due_next:
                     assert now - timer.when() <= TICK + 1e-9, "late when idle: " + context
                 model.remove(key)
+            due_next.clear()
             fired_total += len(fired)
             for when, _, key in model.entries[:5]:
                 assert when > now - TICK - 1e-9, "overdue timer not fired: " + context
@@ -253,3 +308,114 @@ def test_model_random_operations(name, seed):
             fired_total += 1
     assert len(timers) == 0
     assert fired_total > 5_000
+
+
+# -- the same promises through the loop, on both backends --------------------
+
+LOOP_TIMERS = {"wheel": lambda: None, "heap": HeapTimers}   # None: the loop's default wheel
+
+
+@pytest.fixture(params=sorted(LOOP_TIMERS))
+def timer_loop(request):
+    """A loop on a FakeClock at 1000.0 s, with the wheel or the heap; yields (loop, clock)."""
+    clock = FakeClock(1000.0)
+    loop = Reactor(clock=clock, timers=LOOP_TIMERS[request.param]())
+    yield loop, clock
+    loop.close()
+
+
+def test_zero_delays_and_past_deadlines_run_on_the_first_pass(timer_loop):
+    """call_later(0) and call_at(past) run on the very next run_once(), the clock unmoved."""
+    loop, clock = timer_loop
+    events = []
+    loop.call_later(0, events.append, "zero")
+    loop.call_at(loop.time() - 5, events.append, "past")
+    loop.run_once()
+    assert events == ["past", "zero"]
+
+
+def test_reset_zero_runs_the_timer_on_the_next_pass(timer_loop):
+    """timer.reset(0) on a fired timer or a far one runs it on the next pass, clock unmoved."""
+    loop, clock = timer_loop
+    events = []
+    fired = loop.call_later(0, events.append, "fired")
+    far = loop.call_later(60.0, events.append, "far")
+    loop.run_once()
+    assert events == ["fired"]
+    fired.reset(0)
+    far.reset(0)
+    loop.run_once()
+    assert events == ["fired", "fired", "far"]
+
+
+def test_call_every_keeps_its_deadlines_when_calls_run_late(timer_loop):
+    """Each deadline is the previous deadline + interval, however late the call before it ran."""
+    loop, clock = timer_loop
+    calls = []
+    periodic = loop.call_every(0.25, lambda: calls.append((clock(), periodic.when())))
+    loop.run_once()
+    assert calls == [] and periodic.when() == 1000.25
+    for late_by in (0.002, 0.1, 0.002):             # a tick late, 100 ms late, a tick late
+        clock.set(periodic.when() + late_by)
+        loop.run_once()
+    assert calls == [(1000.252, 1000.5), (1000.6, 1000.75), (1000.752, 1001.0)]
+
+
+def test_call_every_skips_the_calls_missed_while_the_loop_was_behind(timer_loop):
+    """Three intervals behind: one call, not a burst, and the next deadline keeps the phase."""
+    loop, clock = timer_loop
+    calls = []
+    periodic = loop.call_every(0.25, calls.append, "beat")
+    clock.set(1001.1)                               # deadlines 1000.25 ... 1001.0 all passed
+    loop.run_once()
+    loop.run_once()
+    assert calls == ["beat"] and periodic.when() == 1001.25
+    clock.set(1001.252)
+    loop.run_once()
+    assert calls == ["beat", "beat"] and periodic.when() == 1001.5
+
+
+def test_call_every_cancelled_from_its_own_callback_stops(timer_loop):
+    """cancel() inside the callback stops the calls and leaves no timer behind."""
+    loop, clock = timer_loop
+    calls = []
+
+    def beat():
+        calls.append(clock())
+        if len(calls) == 2:
+            periodic.cancel()
+
+    periodic = loop.call_every(1.0, beat)
+    for _ in range(5):
+        clock.advance(1.0)
+        loop.run_once()
+    assert calls == [1001.0, 1002.0]
+    assert periodic.cancelled() and loop.stats()["timers_pending"] == 0
+
+
+def test_call_every_logs_an_exception_and_goes_on(timer_loop, caplog):
+    """A callback that raises is logged by name on the 'reactor' logger, and still called."""
+    loop, clock = timer_loop
+    calls = []
+
+    def failing_beat():
+        calls.append(clock())
+        raise ValueError("beat failed")
+
+    loop.call_every(1.0, failing_beat)
+    with caplog.at_level(logging.ERROR, logger="reactor"):
+        for _ in range(3):
+            clock.advance(1.0)
+            loop.run_once()
+    assert calls == [1001.0, 1002.0, 1003.0]
+    errors = [r for r in caplog.records if r.name == "reactor" and "beat failed" in r.getMessage()]
+    assert len(errors) == 3
+    assert "failing_beat" in errors[0].getMessage()
+
+
+@pytest.mark.parametrize("interval", [0, -1, math.inf, math.nan])
+def test_call_every_rejects_bad_intervals(timer_loop, interval):
+    """An interval that is not a finite number > 0 raises InvalidDelayError, scheduling nothing."""
+    with pytest.raises(reactor.InvalidDelayError):
+        timer_loop[0].call_every(interval, print)
+    assert timer_loop[0].stats()["timers_pending"] == 0
