@@ -1,7 +1,7 @@
 """reactor: a small, fast, readable event-driven socket framework (stdlib only).
 
-The reading order, one question per stop (docs/LEARN.md walks it with line
-numbers)::
+The reading order, one question per stop (docs/LEARN.md walks it, naming
+the function to open at each stop)::
 
      1. loop.py        what does one pass of the loop do?
      2. wakeup.py      how do other threads and signals wake a sleeping loop?

@@ -31,14 +31,11 @@ def check_port(port: Any, what: str, allow_zero: bool = True) -> int:
     a string ``"8080"``, a float, a bool or 70000 are all mistakes worth
     hearing about at once rather than as a wrapped port or a late TypeError.
     """
-    if isinstance(port, bool) or not isinstance(port, int):
-        raise InvalidAddressError("%s: port must be an int, got %s %r"
-                                  % (what, type(port).__name__, port))
     low = 0 if allow_zero else 1
-    if not low <= port <= 65535:
-        raise InvalidAddressError("%s: port must be %d-65535%s, got %d"
+    if isinstance(port, bool) or not isinstance(port, int) or not low <= port <= 65535:
+        raise InvalidAddressError("%s: port must be an int in %d-65535%s, got %s %r"
                                   % (what, low, " (0 picks a free one)" if allow_zero else "",
-                                     port))
+                                     type(port).__name__, port))
     return port
 
 

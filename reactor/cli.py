@@ -4,6 +4,15 @@ Each server subcommand parses its options, builds a loop, listens, logs one
 line ``listening on HOST:PORT`` and runs until SIGINT or SIGTERM, then closes
 everything and exits 0. The subcommands themselves live in ``reactor/apps``;
 this module only wires argument parsing, logging and the loop together.
+
+A server that cannot start says why in one line on stderr and exits 1::
+
+    python -m reactor chat: error: --max-backlog must be a whole number of bytes >= 1, got -5
+
+That line comes from an option the subcommand refused (``SystemExit`` with
+a message), an argument the library refused (``ReactorError``, or the
+``ValueError`` of a bad ``Limits``), or the system (``OSError``: address in
+use, a certificate file missing). A traceback is kept for bugs.
 """
 
 import argparse
@@ -13,6 +22,7 @@ from typing import List, Optional
 
 from . import __version__
 from .apps import SUBCOMMANDS
+from .errors import ReactorError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +52,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     run = SUBCOMMANDS[args.command][2]
     try:
         return run(args) or 0
-    except OSError as exc:            # e.g. address in use: say so, without a traceback
-        logging.getLogger("reactor").error("%s: %s", args.command, exc)
-        return 1
+    except SystemExit as exc:
+        if not isinstance(exc.code, str):             # sys.exit(status): pass it on
+            raise
+        message = exc.code
+    except (OSError, ReactorError, ValueError) as exc:
+        # Only starting up can raise here: once the loop runs, it catches what
+        # each callback raises. So these are arguments or the system, not bugs.
+        message = str(exc)
+    print("%s %s: error: %s" % (parser.prog, args.command, message), file=sys.stderr)
+    return 1

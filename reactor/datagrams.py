@@ -42,7 +42,7 @@ from typing import Any, Deque, Dict, Optional, Tuple
 from .buffers import thread_read_buffer
 from .errors import DatagramTooLargeError, TransportClosedError
 from .loop import EVENT_READ, EVENT_WRITE
-from .policy import DEFAULT_LIMITS, Limits, water_marks
+from .policy import DEFAULT_LIMITS, Limits
 from .sockets import inode, unlink_if_ours
 from .transports import _CLOSED, _CLOSING, _OPEN, SocketTransport
 
@@ -60,19 +60,15 @@ class DatagramTransport(SocketTransport):
     address must be None (or the peer's).
     """
 
-    __slots__ = ("_queue", "_queued_bytes", "_high_water", "_low_water", "_writing_paused",
-                 "_peer", "_read_view", "_per_event", "_queue_limit", "_max_payload",
-                 "_counters", "_unix_path")
+    __slots__ = ("_queue", "_queued_bytes", "_peer", "_read_view", "_per_event", "_queue_limit",
+                 "_max_payload", "_counters", "_unix_path")
 
     def __init__(self, loop: Any, sock: socket.socket, protocol: Any,
                  peer: Any = None, limits: Limits = DEFAULT_LIMITS,
                  unix_path: Optional[str] = None) -> None:
-        super().__init__(loop, sock, protocol)
+        super().__init__(loop, sock, protocol, None, limits)
         self._queue: Deque[Tuple[bytes, Any]] = collections.deque()
         self._queued_bytes = 0
-        self._high_water = limits.high_water_bytes
-        self._low_water = limits.low_water_bytes
-        self._writing_paused = False
         self._peer = peer
         self._per_event = limits.datagrams_per_event
         self._queue_limit = limits.datagram_queue_bytes
@@ -133,9 +129,8 @@ class DatagramTransport(SocketTransport):
                 self._counters["sent"] += 1
             queue.popleft()
             self._queued_bytes -= len(data)
-        if self._writing_paused and self._queued_bytes <= self._low_water:
-            self._writing_paused = False
-            self._call_flow_control("resume_writing")
+        if self._writing_paused:
+            self._check_low_water(self._queued_bytes)
         self._update_interest()
         if self._state is _CLOSING and not queue:
             self._close_now(None)
@@ -205,11 +200,6 @@ class DatagramTransport(SocketTransport):
         """Return the bytes of datagrams queued for the socket."""
         return self._queued_bytes
 
-    def set_write_buffer_limits(self, high: Optional[int] = None,
-                                low: Optional[int] = None) -> None:
-        """Set the water marks (as for streams); raises ValueError unless 0 <= low <= high."""
-        self._high_water, self._low_water = water_marks(high, low)
-
     def stats(self) -> Dict[str, int]:
         """Return counters: datagrams received, sent, dropped (and their bytes), errors."""
         return dict(self._counters, queued_bytes=self._queued_bytes)
@@ -244,9 +234,7 @@ class DatagramTransport(SocketTransport):
         self._queued_bytes += size
         if was_empty:
             self._update_interest()
-        if not self._writing_paused and self._queued_bytes > self._high_water:
-            self._writing_paused = True
-            self._call_flow_control("pause_writing")
+        self._check_high_water()
 
     def _update_interest(self) -> None:
         events = EVENT_READ if self._state is _OPEN else 0

@@ -1,6 +1,13 @@
-"""Debug mode: the loop's steps 2 and 3 with every call timed, and slow ones named.
+"""When callbacks misbehave: where their exceptions go, and debug mode's slow-callback log.
 
-A callback that blocks (a ``time.sleep``, a CPU-bound loop, a blocking
+Exceptions. The loop catches what escapes a callback, once, around each
+dispatch, and hands it to ``report``: to the handler set with
+``loop.set_exception_handler`` if any (it gets the loop and a context dict:
+``message``, ``exception``, and ``callback`` or ``transport`` and
+``protocol``), else to the ``reactor`` logger with the traceback. A
+handler that itself raises is logged too, and the original error with it.
+
+Slowness. A callback that blocks (a ``time.sleep``, a CPU-bound loop, a blocking
 ``socket.recv``) freezes every connection: the classic reactor bug. In debug
 mode (``Reactor(debug=True)`` or ``REACTOR_DEBUG=1``) the loop runs these
 twins of its dispatch and callback steps instead, which time each call and
@@ -16,7 +23,7 @@ They are separate functions so the normal path pays nothing for them:
 import logging
 import selectors
 import time
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from .protocols import innermost_protocol
 from .timers import callback_name
@@ -25,6 +32,35 @@ logger = logging.getLogger("reactor")
 
 EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
+
+
+def report(handler: Optional[Callable[[Any, Dict[str, Any]], None]], loop: Any,
+           context: Dict[str, Any]) -> None:
+    """Send an error ``context`` to ``handler(loop, context)``, or to the log without one."""
+    if handler is not None:
+        try:
+            handler(loop, context)
+            return
+        except Exception as exc:                # the handler itself failed: log both
+            logger.error("exception handler %s failed", callback_name(handler), exc_info=exc)
+    logger.error("%s", context.get("message", "unhandled error in a callback"),
+                 exc_info=context.get("exception"))
+
+
+def watcher_failed(loop: Any, watcher: Any, exc: Exception) -> None:
+    """An exception escaped ``on_readable`` / ``on_writable``: the watcher's policy decides.
+
+    A transport's ``callback_failed`` ends that one connection (``transports.py``);
+    a watcher without one (a user's ``add_reader`` callback) is just reported.
+    """
+    handler = getattr(watcher, "callback_failed", None)
+    if handler is None:
+        loop._report(exc, watcher, "I/O callback")
+        return
+    try:
+        handler(exc)
+    except Exception as second:
+        loop._report(second, handler, "callback_failed")
 
 
 def dispatch_timed(loop: Any, events: Any) -> None:
@@ -37,7 +73,7 @@ def dispatch_timed(loop: Any, events: Any) -> None:
             if mask & EVENT_WRITE:
                 call_timed(loop, watcher.on_writable, (), watcher, "write")
         except Exception as exc:
-            loop._watcher_failed(watcher, exc)
+            watcher_failed(loop, watcher, exc)
 
 
 def run_ready_timed(loop: Any, count: int) -> None:

@@ -25,10 +25,8 @@ from signals, and knowing which thread owns it (``wakeup.py``); the
 selector's registrations, and fds closed behind the loop's back
 (``watchers.py``); debug mode's timed twins of steps 2 and 3 (``debug.py``).
 
-Time: this module reads the clock; timers and everything else are handed
-``now``, with two documented exceptions that borrow the loop's clock
-function (the timer backend, for ``Timer.reset``, and the guard); see
-``clock.py``.
+Time: this module reads the clock; everything else is handed ``now``, with
+two documented exceptions that borrow its clock function (see ``clock.py``).
 """
 
 import collections
@@ -38,14 +36,14 @@ import logging
 import os
 import selectors
 import signal
-from typing import Any, Callable, Deque, Dict, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Optional
 
 from .clock import monotonic
-from .errors import InvalidDelayError, LoopClosedError, LoopRunningError
+from .errors import LoopClosedError, LoopRunningError
 from .timers import (Handle, Periodic, Timer, callback_name, check_callable, check_deadline,
-                     check_delay)
-from .debug import dispatch_timed, run_ready_timed
-from .wakeup import Wakeup, check_thread, claim_thread, get_running_loop, release_thread
+                     check_delay, check_interval)
+from .debug import dispatch_timed, report, run_ready_timed, watcher_failed
+from .wakeup import Wakeup, check_thread, claim_thread, release_thread
 from .watchers import Watchers, checked_fileobj
 from .wheel import TimerWheel
 
@@ -60,7 +58,6 @@ MAX_SELECT_SECONDS = 24 * 3600.0
 #: Callbacks slower than this are logged by name in debug mode.
 SLOW_CALLBACK_SECONDS = 0.1
 _INF = float("inf")
-
 
 
 class LoopState(enum.Enum):
@@ -82,21 +79,13 @@ class EventLoop:
     Applications use its subclass ``reactor.Reactor``, which adds
     ``listen_tcp``, ``connect_tcp`` and friends (``reactor/network.py``).
 
-    Parameters (all optional):
-
-    ``selector``
-        any ``selectors.BaseSelector``; default ``DefaultSelector()`` (epoll,
-        kqueue, poll or select, the best the platform has).
-    ``clock``
-        a zero-argument function returning monotonic seconds; inject a
-        ``FakeClock`` to test timers without sleeping.
-    ``timers``
-        a timer backend (``TimerWheel`` or ``HeapTimers``); default a wheel
-        with ``tick_seconds`` granularity (1 ms).
-    ``debug``
-        log callbacks slower than ``slow_callback_seconds``, and refuse
-        calls from other threads (:class:`~reactor.errors.WrongThreadError`);
-        default from the ``REACTOR_DEBUG`` environment variable.
+    Parameters (all optional): ``selector``, any ``selectors.BaseSelector``
+    (default: the platform's best, epoll, kqueue, poll or select); ``clock``,
+    a zero-argument monotonic time function (inject a ``FakeClock`` to test
+    timers without sleeping); ``timers``, a backend (``TimerWheel``, the
+    default, with ``tick_seconds`` granularity, or ``HeapTimers``);
+    ``debug``, which logs callbacks slower than ``slow_callback_seconds`` and
+    refuses calls from other threads (default: ``REACTOR_DEBUG``).
     """
 
     def __init__(self, selector: Optional[selectors.BaseSelector] = None,
@@ -175,7 +164,11 @@ class EventLoop:
         Returns a :class:`~reactor.timers.Timer` with ``cancel()``,
         ``reset(delay)``, ``when()`` and ``cancelled()``.
         """
-        if not 0.0 <= delay < _INF:
+        try:
+            in_range = 0.0 <= delay < _INF
+        except TypeError:                      # call_later("1", f): say so, not '<=' on str
+            in_range = False
+        if not in_range:
             check_delay(delay)
         if not callable(callback):
             check_callable(callback)
@@ -200,9 +193,7 @@ class EventLoop:
         run in a burst. An exception from ``callback`` is logged and the
         calls go on. Returns a :class:`Periodic`; ``cancel()`` stops it.
         """
-        if not 0.0 < interval < _INF:
-            raise InvalidDelayError("interval must be a finite number of seconds > 0, got %r"
-                                    % (interval,))
+        check_interval(interval)
         check_callable(callback)
         self._check_usable("call_every")
         return Periodic(self._timers, self._clock(), interval, callback, args)
@@ -241,15 +232,14 @@ class EventLoop:
     def add_signal_handler(self, sig: int, callback: Callable[..., Any], *args: Any) -> None:
         """Run ``callback(*args)`` as a loop callback whenever signal ``sig`` arrives.
 
-        Only the main thread may install signal handlers (a Python rule).
-        Raises :class:`SignalHandlerError` otherwise, or for an invalid signal.
+        Main thread only (a Python rule): :class:`SignalHandlerError` otherwise.
         """
         check_callable(callback)
         self._check_usable("add_signal_handler")
         self._wakeup.add_signal_handler(sig, Handle(callback, args))
 
     def remove_signal_handler(self, sig: int) -> bool:
-        """Restore the handler ``sig`` had before; return False if none was added."""
+        """Restore ``sig``'s previous handler; return False if none was added."""
         self._check_thread("remove_signal_handler")
         return self._wakeup.remove_signal_handler(sig)
 
@@ -257,27 +247,15 @@ class EventLoop:
 
     def set_exception_handler(self,
                               handler: Optional[Callable[["EventLoop", Dict[str, Any]], None]]) -> None:
-        """Route callback exceptions to ``handler(loop, context)``; None restores logging.
-
-        ``context`` has ``message`` and ``exception``, and ``callback``, or
-        ``transport`` and ``protocol`` for a connection's callback.
-        """
+        """Route callback exceptions to ``handler(loop, context)`` (see ``debug.py``);
+        None restores logging."""
         if handler is not None:
             check_callable(handler)
         self._exception_handler = handler
 
     def call_exception_handler(self, context: Dict[str, Any]) -> None:
         """Report an error from a callback: to the custom handler, else to the log."""
-        handler = self._exception_handler
-        if handler is not None:
-            try:
-                handler(self, context)
-                return
-            except Exception as exc:            # the handler itself failed: log both
-                logger.error("exception handler %s failed", callback_name(handler),
-                             exc_info=exc)
-        logger.error("%s", context.get("message", "unhandled error in a callback"),
-                     exc_info=context.get("exception"))
+        report(self._exception_handler, self, context)
 
     # -- running ------------------------------------------------------------
 
@@ -318,7 +296,7 @@ class EventLoop:
             self._leave()
 
     def stop(self) -> None:
-        """Make ``run()`` return after the current pass (or after one pass, if not running)."""
+        """Make ``run()`` return after this pass (after one pass, if not running yet)."""
         self._stopping = True
 
     def is_running(self) -> bool:
@@ -389,7 +367,7 @@ class EventLoop:
                     if mask & EVENT_WRITE:
                         watcher.on_writable()
                 except Exception as exc:
-                    self._watcher_failed(watcher, exc)
+                    watcher_failed(self, watcher, exc)
         ready = self._ready
         queued = len(ready)
         self._timers.expire(self._clock(), ready)
@@ -403,10 +381,7 @@ class EventLoop:
             self._run_ready(due)
 
     def _sleep_seconds(self, max_wait: Optional[float]) -> Optional[float]:
-        """How long step 1 may wait: 0 with work ready, else until the next deadline.
-
-        (trio calls this ``deadline_to_sleep_time``.) None means no limit.
-        """
+        """How long step 1 may wait (None: no limit); trio's ``deadline_to_sleep_time``."""
         if self._ready or self._stopping:
             return 0.0
         deadline = self._timers.next_deadline()
@@ -439,24 +414,11 @@ class EventLoop:
 
     # -- internals ----------------------------------------------------------
 
-    def _watcher_failed(self, watcher: Any, exc: Exception) -> None:
-        """An exception escaped ``on_readable`` / ``on_writable``: the watcher's policy decides."""
-        handler = getattr(watcher, "callback_failed", None)
-        if handler is None:
-            self._report(exc, watcher, "I/O callback")
-            return
-        try:
-            handler(exc)
-        except Exception as second:
-            self._report(second, handler, "callback_failed")
-
     def _report(self, exc: Exception, callback: Any, what: str) -> None:
-        self.call_exception_handler({
+        report(self._exception_handler, self, {
             "message": "%s %s raised %s: %s" % (what, callback_name(callback),
                                                  type(exc).__name__, exc),
-            "exception": exc,
-            "callback": callback,
-        })
+            "exception": exc, "callback": callback})
 
     def _enter(self, what: str) -> None:
         """Become the running loop of this thread, or say why not."""
@@ -485,3 +447,4 @@ class EventLoop:
     def _stop_on_signal(self, sig: int) -> None:
         logger.info("received %s, stopping", signal.Signals(sig).name)
         self.stop()
+

@@ -101,7 +101,8 @@ class Limits:
     #: (``SlowConsumerError``). None: no cap.
     send_buffer_hard_cap_bytes: Optional[int] = 32 * 1024 * 1024
     #: A send buffer above this for ``send_buffer_soft_cap_seconds`` in a row
-    #: closes the connection too. None: no soft cap.
+    #: closes the connection too. None: no soft cap. (Above the hard cap it
+    #: never acts: lowering the hard cap alone is enough.)
     send_buffer_soft_cap_bytes: Optional[int] = 8 * 1024 * 1024
     send_buffer_soft_cap_seconds: float = 60.0
 

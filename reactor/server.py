@@ -138,7 +138,9 @@ class Server:
 
     @property
     def addresses(self) -> List[Any]:
-        """Return the bound addresses (``(host, port, ...)`` tuples or Unix paths)."""
+        """Return the bound addresses (``(host, port, ...)`` tuples or Unix paths); [] once closed."""
+        if self._closed:
+            return []
         return [sock.getsockname() for sock in self.sockets]
 
     def connections(self) -> List[Any]:

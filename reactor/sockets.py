@@ -19,6 +19,7 @@ import socket
 import stat
 from typing import Any, List, Optional, Tuple
 
+from .errors import InvalidAddressError
 from .policy import Limits
 
 Inode = Tuple[int, int]
@@ -31,8 +32,12 @@ def bind_tcp(host: Optional[str], port: int, limits: Limits,
     With port 0, every socket gets the port the first one was given.
     Raises ``OSError`` naming the address when binding fails.
     """
-    infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM,
-                               0, socket.AI_PASSIVE)
+    try:
+        infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM,
+                                   0, socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise InvalidAddressError("listen_tcp: cannot resolve %r: %s" % (host, exc.strerror)) \
+            from None
     unique: List[Tuple[int, Any]] = []
     for family, _, _, _, address in infos:
         if (family, address) not in unique:

@@ -19,13 +19,9 @@ cannot starve the others, and a short read ends the event early (the socket
 is most likely drained; skipping the extra ``recv`` that would say EAGAIN
 saves a syscall per message).
 
-Flow control, both ways:
-
-* our sending: above ``high_water_bytes`` queued, ``protocol.pause_writing()``;
-  when ``on_writable`` drains it to ``low_water_bytes`` or less,
-  ``protocol.resume_writing()``;
-* our receiving: ``pause_reading()`` drops read interest, so the kernel's
-  receive buffer fills and TCP tells the peer to slow down.
+Flow control, both ways: our sending pauses and resumes the protocol at the
+water marks (``transports.py``); ``pause_reading()`` drops read interest,
+so the kernel's receive buffer fills and TCP tells the peer to slow down.
 
 Slow consumers (Redis's client-output-buffer-limit): a protocol that keeps
 writing to a peer that does not read would grow the send buffer without
@@ -33,10 +29,6 @@ bound. Above ``Limits.send_buffer_hard_cap_bytes`` the buffer is dropped
 and the connection closed at once; above ``send_buffer_soft_cap_bytes`` for
 ``send_buffer_soft_cap_seconds`` in a row, too. Either way the protocol's
 ``connection_lost`` gets a :class:`~reactor.errors.SlowConsumerError`.
-
-``close_with_error(exc)`` is how any layer closes a connection *because of*
-something (a bad frame, a timeout, a failed login): the owner (a server)
-counts and logs it by ``exc.reason``, and ``connection_lost`` gets ``exc``.
 
 Half-close: ``write_eof()`` shuts our sending side once the buffer drains,
 and the peer's EOF calls ``eof_received()``. Once *both* directions are
@@ -58,7 +50,7 @@ from typing import Any, Dict, Iterable, Optional
 from .buffers import SendBuffer, immutable_tail, thread_read_buffer
 from .errors import SlowConsumerError, TransportClosedError
 from .loop import EVENT_READ, EVENT_WRITE
-from .policy import DEFAULT_LIMITS, Limits, water_marks
+from .policy import DEFAULT_LIMITS, Limits
 from .transports import _CLOSED, _CLOSING, _OPEN, SocketTransport, TransportState
 
 logger = logging.getLogger("reactor")
@@ -92,8 +84,7 @@ class StreamTransport(SocketTransport):
     the socket.
     """
 
-    __slots__ = ("_send_buffer", "_high_water", "_low_water", "_writing_paused",
-                 "_reading_paused", "_eof_pending", "_eof_sent", "_eof_received",
+    __slots__ = ("_send_buffer", "_reading_paused", "_eof_pending", "_eof_sent", "_eof_received",
                  "_closed_locally", "_peername", "_read_view", "_read_chunk",
                  "_max_read_per_event", "_extra", "bytes_received", "bytes_sent",
                  "_hard_cap", "_soft_cap", "_soft_cap_seconds", "_soft_cap_timer",
@@ -103,11 +94,8 @@ class StreamTransport(SocketTransport):
                  peername: Any = None, owner: Any = None,
                  limits: Limits = DEFAULT_LIMITS,
                  extra: Optional[Dict[str, Any]] = None) -> None:
-        super().__init__(loop, sock, protocol, owner)
+        super().__init__(loop, sock, protocol, owner, limits)
         self._send_buffer: Optional[SendBuffer] = None   # exists only while bytes wait
-        self._high_water = limits.high_water_bytes
-        self._low_water = limits.low_water_bytes
-        self._writing_paused = False
         self._reading_paused = False
         self._eof_pending = False
         self._eof_sent = False
@@ -184,9 +172,8 @@ class StreamTransport(SocketTransport):
         self.bytes_sent += sent
         if self._over_soft_cap_since is not None and buffer.nbytes <= self._soft_cap:
             self._over_soft_cap_since = None
-        if self._writing_paused and buffer.nbytes <= self._low_water:
-            self._writing_paused = False
-            self._call_flow_control("resume_writing")    # may write more, or close us
+        if self._writing_paused:
+            self._check_low_water(buffer.nbytes)       # may write more, or close us
             if self._state is _CLOSED:
                 return
         if buffer.nbytes:
@@ -257,20 +244,15 @@ class StreamTransport(SocketTransport):
 
     def close(self) -> None:
         """Stop reading, send what is queued, then close; idempotent."""
-        if self._state is not _OPEN:
-            return
-        self._closed_locally = True
-        if self._send_buffer is None:
-            self._close_now(None)
-            return
-        self._state = _CLOSING
-        self._update_interest()
+        self._closed_locally = True              # from now on, write() raises
+        if self._state is _OPEN:
+            self._close_after_flush()
 
     def abort(self) -> None:
         """Close at once, dropping anything queued; ``connection_lost(None)`` follows."""
+        self._closed_locally = True
         if self._state is _CLOSED:
             return
-        self._closed_locally = True
         self._send_buffer = None
         self._close_now(None)
 
@@ -318,20 +300,6 @@ class StreamTransport(SocketTransport):
     def get_write_buffer_size(self) -> int:
         """Return the number of bytes queued and not yet taken by the kernel."""
         return 0 if self._send_buffer is None else self._send_buffer.nbytes
-
-    def get_write_buffer_limits(self) -> tuple:
-        """Return ``(low, high)`` water marks in bytes."""
-        return (self._low_water, self._high_water)
-
-    def set_write_buffer_limits(self, high: Optional[int] = None,
-                                low: Optional[int] = None) -> None:
-        """Set the water marks (asyncio's defaults: high = 4 x low, low = high / 4).
-
-        Raises ``ValueError`` unless 0 <= low <= high. Takes effect at once:
-        a buffer already above the new high mark pauses the protocol.
-        """
-        self._high_water, self._low_water = water_marks(high, low)
-        self._check_high_water()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """Return ``peername``, ``sockname``, ``socket`` or another named detail, else ``default``."""
@@ -404,11 +372,6 @@ class StreamTransport(SocketTransport):
             self._send_buffer = None
             self._close_now(None)
 
-    def _check_high_water(self) -> None:
-        if not self._writing_paused and self.get_write_buffer_size() > self._high_water:
-            self._writing_paused = True
-            self._call_flow_control("pause_writing")
-
     def _update_interest(self) -> None:
         """Make the selector registration match what the transport wants now."""
         events = 0
@@ -417,6 +380,14 @@ class StreamTransport(SocketTransport):
         if self._send_buffer is not None and self._state is not _CLOSED:
             events |= EVENT_WRITE
         self._set_interest(events)
+
+    def _close_after_flush(self) -> None:
+        """Close once the send buffer drains (at once if it is empty)."""
+        if self._send_buffer is None:
+            self._close_now(None)
+            return
+        self._state = _CLOSING
+        self._update_interest()
 
     def _peer_eof(self) -> None:
         """The peer half-closed: ask the protocol whether to keep our side open.
@@ -430,7 +401,7 @@ class StreamTransport(SocketTransport):
         if self._state is not _OPEN:
             return
         if self._eof_sent or not keep_open:
-            self.close()
+            self._close_after_flush()        # the peer ended it: later writes are dropped
 
     def _shutdown_write(self) -> None:
         try:
@@ -440,10 +411,10 @@ class StreamTransport(SocketTransport):
             return
         self._eof_sent = True
         if self._eof_received:
-            self.close()
+            self._close_after_flush()
 
     def _refuse_write(self) -> None:
-        if self._state is _OPEN:
+        if self._eof_pending:
             raise TransportClosedError("write() after write_eof(): the sending side is shut")
         if self._closed_locally:
             raise TransportClosedError("write() after close() or abort() on this transport")

@@ -214,6 +214,8 @@ class TLSTransport(Layer):
     def abort(self) -> None:
         """Close the socket now, without close_notify, dropping what is queued."""
         self._closed_locally = True
+        if self._state is not TLSState.HANDSHAKING:
+            self._state = TLSState.CLOSED        # is_closing() at once; connection_lost follows
         if self._transport is not None:
             self._transport.abort()
 

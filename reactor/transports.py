@@ -7,6 +7,9 @@ share everything else, which lives here (asyncio's ``_SelectorTransport``
 plays the same part):
 
 * the state (``TransportState``) and ``is_closing``;
+* the water marks of our sending side: above the high mark queued,
+  ``pause_writing()``; drained to the low mark, ``resume_writing()``
+  (``_check_high_water`` / ``_check_low_water``, once each per change);
 * the selector registration: the transport is the key's data, watched for
   exactly the events it wants now (``_set_interest``), so the loop calls
   ``on_readable`` / ``on_writable`` on it with nothing in between;
@@ -31,10 +34,11 @@ import enum
 import logging
 import socket
 import types
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 from .addresses import format_address
 from .loop import EVENT_READ
+from .policy import DEFAULT_LIMITS, Limits, water_marks
 from .protocols import LOST_PROTOCOL, innermost_protocol
 
 logger = logging.getLogger("reactor")
@@ -64,9 +68,10 @@ class SocketTransport:
     """
 
     __slots__ = ("_loop", "_sock", "_fd", "_protocol", "_state", "_interest", "_owner",
-                 "__weakref__")
+                 "_high_water", "_low_water", "_writing_paused", "__weakref__")
 
-    def __init__(self, loop: Any, sock: socket.socket, protocol: Any, owner: Any = None) -> None:
+    def __init__(self, loop: Any, sock: socket.socket, protocol: Any, owner: Any = None,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self._loop = loop
         self._sock = sock
         self._fd = sock.fileno()
@@ -74,6 +79,9 @@ class SocketTransport:
         self._state = _OPEN
         self._interest = 0            # the events the selector watches for us
         self._owner = owner
+        self._high_water = limits.high_water_bytes
+        self._low_water = limits.low_water_bytes
+        self._writing_paused = False
 
     @property
     def loop(self) -> Any:
@@ -94,12 +102,32 @@ class SocketTransport:
         return self._state is not _OPEN
 
     def get_protocol(self) -> Any:
-        """Return the protocol this transport calls."""
-        return self._protocol
+        """Return the protocol this transport calls (None once ``connection_lost`` has run:
+        the transport lets go of it, so the pair is freed without waiting for the GC)."""
+        protocol = self._protocol
+        return None if protocol is LOST_PROTOCOL else protocol
 
     def set_protocol(self, protocol: Any) -> None:
         """Call ``protocol`` from now on (a layer that finished its work hands over)."""
         self._protocol = protocol
+
+    def get_write_buffer_size(self) -> int:
+        """Return the number of bytes queued and not yet taken by the kernel."""
+        raise NotImplementedError
+
+    def get_write_buffer_limits(self) -> Tuple[int, int]:
+        """Return ``(low, high)`` water marks in bytes."""
+        return (self._low_water, self._high_water)
+
+    def set_write_buffer_limits(self, high: Optional[int] = None,
+                                low: Optional[int] = None) -> None:
+        """Set the water marks (asyncio's defaults: high = 4 x low, low = high / 4).
+
+        Raises ``ValueError`` unless 0 <= low <= high. Takes effect at once:
+        a buffer already above the new high mark pauses the protocol.
+        """
+        self._high_water, self._low_water = water_marks(high, low)
+        self._check_high_water()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """Return ``sockname``, ``socket``, or ``default`` (subclasses know more names)."""
@@ -161,6 +189,18 @@ class SocketTransport:
             self._end_after_failure(exc)
 
     # -- for subclasses ----------------------------------------------------------------
+
+    def _check_high_water(self) -> None:
+        """Bytes were queued: past the high mark, tell the protocol to pause (once)."""
+        if not self._writing_paused and self.get_write_buffer_size() > self._high_water:
+            self._writing_paused = True
+            self._call_flow_control("pause_writing")
+
+    def _check_low_water(self, queued: int) -> None:
+        """``queued`` bytes remain after a send: at the low mark, tell the protocol to resume."""
+        if self._writing_paused and queued <= self._low_water:
+            self._writing_paused = False
+            self._call_flow_control("resume_writing")    # may write more, or close us
 
     def _call_flow_control(self, method: str) -> None:
         """Call ``pause_writing`` / ``resume_writing``; a failure ends this connection.

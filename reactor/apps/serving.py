@@ -4,15 +4,23 @@
 listen, TLS, and the protections of ``docs/PROTECTIONS.md``), and
 ``serve`` runs it the same way every time::
 
-    parse options -> Limits + auth -> listen (log where) -> run until SIGINT/SIGTERM
+    check options -> Limits + auth -> listen (log where) -> run until SIGINT/SIGTERM
         (SIGUSR1 and --stats-interval log the server's counters meanwhile)
     -> shutdown(grace) -> log the final counters
 
-Each subcommand (``echo.py``, ``chat.py``) only supplies its protocol.
+Each subcommand (``echo.py``, ``chat.py``) supplies its protocol and, if it
+needs them, its own ``Limits`` as the base the shared switches change
+(chat caps each member's send buffer at ``--max-backlog`` that way).
+
+A bad option stops the program before it listens, with one line saying
+which option and why: ``serve`` raises ``SystemExit(message)``, and
+``cli.main`` prints it (and the library's own argument errors) as
+``python -m reactor SUBCOMMAND: error: ...``, without a traceback.
 """
 
 import argparse
 import logging
+import math
 import signal
 from typing import Any, Optional
 
@@ -83,12 +91,16 @@ def add_server_options(parser: argparse.ArgumentParser, default_port: int) -> No
                        help="log the server's counters every SECONDS (SIGUSR1 logs them at once)")
 
 
-def limits_from_args(args: Any) -> Limits:
-    """Build the server's ``Limits`` from the command line; SystemExit on a bad value."""
+def limits_from_args(args: Any, base: Limits = DEFAULT_LIMITS) -> Limits:
+    """Return ``base`` with the command line's protection switches applied; SystemExit if bad.
+
+    ``base`` carries a subcommand's own fields (chat's send-buffer cap);
+    the switches change only the fields they name, so both survive.
+    """
     def rate(value: Optional[float]) -> Optional[Rate]:
         return Rate(value) if value else None
     try:
-        return DEFAULT_LIMITS.with_changes(
+        return base.with_changes(
             max_connections=args.max_connections, max_per_ip=args.max_per_ip,
             idle_timeout_seconds=args.idle_timeout or None,
             first_frame_timeout_seconds=args.first_frame_timeout or None,
@@ -115,14 +127,33 @@ def auth_from_args(args: Any) -> Any:
     return None
 
 
-def serve(args: Any, protocol_factory: Any) -> int:
-    """Listen as ``args`` say, log where, run until a signal, then shut down."""
+def check_server_options(args: Any) -> None:
+    """Refuse option values the library would take but misuse; SystemExit naming the option.
+
+    Ports and hosts are not checked here: ``listen_tcp`` checks them and
+    says what it got, and ``cli.main`` prints that as one line too.
+    """
     if args.tls_key and not args.tls_cert:
         raise SystemExit("--tls-key needs --tls-cert")
+    if not 0 < args.tls_handshake_timeout < math.inf:     # also refuses NaN
+        raise SystemExit("--tls-handshake-timeout must be a finite number of seconds > 0, "
+                         "got %g" % args.tls_handshake_timeout)
+    if not 0 <= args.grace < math.inf:
+        raise SystemExit("--grace must be a finite number of seconds >= 0, got %g" % args.grace)
+    if args.stats_interval is not None and not 0 < args.stats_interval < math.inf:
+        raise SystemExit("--stats-interval must be > 0 seconds, got %g" % args.stats_interval)
+
+
+def serve(args: Any, protocol_factory: Any, base_limits: Limits = DEFAULT_LIMITS) -> int:
+    """Listen as ``args`` say, log where, run until a signal, then shut down.
+
+    ``base_limits`` is the subcommand's own ``Limits``; the protection
+    switches change it (``limits_from_args``). Raises ``SystemExit`` with
+    one line for a bad option, before anything listens.
+    """
+    check_server_options(args)
     context = server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
-    limits, auth = limits_from_args(args), auth_from_args(args)
-    if args.stats_interval is not None and not args.stats_interval > 0:
-        raise SystemExit("--stats-interval must be > 0 seconds")
+    limits, auth = limits_from_args(args, base_limits), auth_from_args(args)
     loop = Reactor(debug=True if getattr(args, "debug", False) else None)
     try:
         options = dict(limits=limits, ssl=context, auth=auth,
@@ -137,7 +168,7 @@ def serve(args: Any, protocol_factory: Any) -> int:
         if hasattr(signal, "SIGUSR1"):
             loop.add_signal_handler(signal.SIGUSR1, server.log_stats)
         if args.stats_interval:
-            log_every(loop, args.stats_interval, server.log_stats)
+            loop.call_every(args.stats_interval, server.log_stats)
         loop.run()
         logger.info("shutting down: %d open connection(s), %.1f s grace",
                     len(server), args.grace)
@@ -150,14 +181,6 @@ def serve(args: Any, protocol_factory: Any) -> int:
     finally:
         loop.close()
     return 0
-
-
-def log_every(loop: Any, interval_seconds: float, log: Any) -> None:
-    """Call ``log()`` every ``interval_seconds`` on one timer, reset after each firing."""
-    def tick() -> None:
-        log()
-        timer.reset(interval_seconds)
-    timer = loop.call_later(interval_seconds, tick)
 
 
 def serve_datagrams(args: Any, protocol_factory: Any) -> int:

@@ -13,13 +13,13 @@ So the log costs at most two lines per reason per interval, whatever the
 attack. The counts themselves are never dropped: the server counts every
 rejection in ``stats()`` (``rejected_<reason>``).
 
-Like the timers, this module is handed ``now`` and never reads a clock.
+This module is handed ``now`` and never reads a clock.
 Without ``reactor/protect/`` (a vendored core), a server logs each
 rejection on its own line instead.
 """
 
 import logging
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, Optional, Set
 
 logger = logging.getLogger("reactor")
 
