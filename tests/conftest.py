@@ -1,11 +1,11 @@
-"""Shared fixtures: a loop per selector class, a fake clock, fd accounting."""
+"""Shared fixtures: a loop per selector class, and a fake clock (helpers: ``tests/support/``)."""
 
-import os
 import selectors
 
 import pytest
 
 from reactor import FakeClock, Reactor
+
 
 SELECTOR_CLASSES = [getattr(selectors, name) for name in
                     ("SelectSelector", "PollSelector", "EpollSelector",
@@ -15,6 +15,7 @@ SELECTOR_CLASSES = [getattr(selectors, name) for name in
 
 @pytest.fixture(params=SELECTOR_CLASSES, ids=lambda cls: cls.__name__)
 def selector_class(request):
+    """Each selector class the platform has, in turn."""
     return request.param
 
 
@@ -30,6 +31,7 @@ def loop(selector_class):
 
 @pytest.fixture
 def clock():
+    """A fake clock at 1000.0 that moves only when the test advances it."""
     return FakeClock(1000.0)
 
 
@@ -39,22 +41,3 @@ def fake_loop(clock, selector_class):
     reactor_loop = Reactor(selector=selector_class(), clock=clock)
     yield reactor_loop
     reactor_loop.close()
-
-
-def open_fds():
-    """Return the set of this process's open fds (Linux /proc), or None elsewhere."""
-    if not os.path.isdir("/proc/self/fd"):
-        return None
-    return set(os.listdir("/proc/self/fd"))
-
-
-def run_until(loop, predicate, timeout=5.0):
-    """Run loop passes until ``predicate()`` is true; fail after ``timeout`` real seconds."""
-    import time
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached within %.1f s" % timeout)
-        loop.run_once(0.05)
-
-

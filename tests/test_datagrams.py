@@ -2,11 +2,7 @@
 
 import os
 import random
-import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -14,10 +10,8 @@ import pytest
 from reactor import DatagramProtocol, DatagramTooLargeError, Limits, TransportClosedError
 from reactor.apps.echo import DatagramEchoProtocol
 
-from .conftest import run_until
-from .streams_helpers import free_port, has_ipv6_loopback
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .support.loops import run_until
+from .support.peers import free_port, has_ipv6_loopback
 
 
 class Collector(DatagramProtocol):
@@ -290,20 +284,3 @@ def test_close_flushes_the_queue_then_loses_once(loop, tmp_path):
         assert got == [b"%04d" % i for i in range(50)]
     finally:
         sink.close()
-
-
-def test_cli_echo_udp():
-    """`python -m reactor echo --udp --port 0` echoes datagrams and exits 0 on SIGTERM."""
-    process = subprocess.Popen([sys.executable, "-m", "reactor", "echo", "--udp", "--port", "0"],
-                               cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    try:
-        where = re.search(r"listening on (\S+) \(udp\)", process.stderr.readline()).group(1)
-        host, port = where.rsplit(":", 1)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.settimeout(5)
-            sock.sendto(b"datagram", (host, int(port)))
-            assert sock.recvfrom(100)[0] == b"datagram"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=10)
-    assert process.returncode == 0, err

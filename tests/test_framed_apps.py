@@ -1,78 +1,18 @@
 """FramedProtocol on real sockets, framed echo, and the chat server."""
 
 import logging
-import os
-import re
-import signal
 import socket
 import struct
-import subprocess
-import sys
-import time
 
 import pytest
 
 from reactor import FramedProtocol
-from reactor.apps.chat import ChatService
+from reactor.apps.chat import ChatService, chat_limits
 from reactor.apps.echo import FRAMINGS, FramedEchoProtocol, framed_factory
 from reactor.framing import LineFramer
 
-from .conftest import run_until
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-class LineClient:
-    """A raw client socket that reads whole lines while pumping the loop."""
-
-    def __init__(self, loop, address):
-        self.loop = loop
-        self.sock = socket.create_connection(address, timeout=5)
-        self.sock.setblocking(False)
-        self.buffer = b""
-        self.closed = False
-
-    def send(self, line):
-        self.sock.setblocking(True)
-        self.sock.sendall(line if isinstance(line, bytes) else line.encode() + b"\n")
-        self.sock.setblocking(False)
-
-    def pump(self):
-        self.loop.run_once(0.005)
-        try:
-            chunk = self.sock.recv(65536)
-        except BlockingIOError:
-            return
-        except ConnectionResetError:
-            chunk = b""
-        if not chunk:
-            self.closed = True
-        self.buffer += chunk
-
-    def line(self, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self.buffer:
-            assert not self.closed, "connection closed; had %r" % self.buffer
-            assert time.monotonic() < deadline, "no line within %.1f s; had %r" % (timeout,
-                                                                                   self.buffer)
-            self.pump()
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        return line.decode()
-
-    def wait_closed(self, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while not self.closed:
-            assert time.monotonic() < deadline, "still open"
-            self.pump()
-
-    def quiet(self, passes=20):
-        """Run a few passes and return whatever arrived (expected: nothing)."""
-        for _ in range(passes):
-            self.pump()
-        return self.buffer
-
-    def close(self):
-        self.sock.close()
+from .support.loops import run_until
+from .support.peers import Peer
 
 
 # -- FramedProtocol -----------------------------------------------------------
@@ -93,7 +33,7 @@ class Upper(FramedProtocol):
 def test_framed_protocol_gets_whole_frames_from_any_chunking(loop):
     """Lines split across writes arrive whole; send_frames writes several at once."""
     server = loop.listen_tcp(Upper, "127.0.0.1", 0)
-    client = LineClient(loop, server.addresses[0][:2])
+    client = Peer(loop, server.addresses[0][:2])
     try:
         for piece in (b"hel", b"lo\nwor", b"ld\r", b"\nmany\n"):
             client.send(piece)
@@ -107,8 +47,8 @@ def test_framed_protocol_gets_whole_frames_from_any_chunking(loop):
 def test_framing_error_closes_only_that_connection(loop, caplog):
     """An oversized line logs the reason, lets framing_error answer, closes that client only."""
     server = loop.listen_tcp(Upper, "127.0.0.1", 0)
-    good = LineClient(loop, server.addresses[0][:2])
-    bad = LineClient(loop, server.addresses[0][:2])
+    good = Peer(loop, server.addresses[0][:2])
+    bad = Peer(loop, server.addresses[0][:2])
     try:
         with caplog.at_level(logging.WARNING, logger="reactor"):
             bad.send(b"x" * 100 + b"\n")
@@ -130,23 +70,12 @@ def test_framed_echo_returns_whole_frames(loop, framing):
     server = loop.listen_tcp(framed_factory(FramedEchoProtocol, prototype), "127.0.0.1", 0)
     frames = [b"alpha", b"", b"gamma " * 20]
     wire = prototype.encode_many(frames)
-    sock = socket.create_connection(server.addresses[0][:2], timeout=5)
-    try:
+    with Peer(loop, server.addresses[0][:2]) as peer:
         for i in range(0, len(wire), 7):
-            sock.sendall(wire[i:i + 7])
-            loop.run_once(0.001)
-        sock.setblocking(False)
-        got = b""
-        deadline = time.monotonic() + 5
-        while len(got) < len(wire) and time.monotonic() < deadline:
-            loop.run_once(0.005)
-            try:
-                got += sock.recv(65536)
-            except BlockingIOError:
-                pass
-        assert got == wire
-    finally:
-        sock.close()
+            peer.send(wire[i:i + 7])
+            peer.pump()
+        peer.wait(lambda: len(peer.received) >= len(wire))
+        assert peer.received == wire
     server.close()
 
 
@@ -154,7 +83,7 @@ def test_framed_echo_oversized_length_header_closes_connection(loop, caplog):
     """A length header above --max-frame closes that connection with a logged reason."""
     server = loop.listen_tcp(framed_factory(FramedEchoProtocol, FRAMINGS["length"](100)),
                              "127.0.0.1", 0)
-    client = LineClient(loop, server.addresses[0][:2])
+    client = Peer(loop, server.addresses[0][:2])
     try:
         with caplog.at_level(logging.WARNING, logger="reactor"):
             client.send(struct.pack(">I", 1 << 31))
@@ -170,7 +99,7 @@ def test_framed_echo_oversized_length_header_closes_connection(loop, caplog):
 # -- chat -------------------------------------------------------------------------
 
 def join(loop, server, nick):
-    client = LineClient(loop, server.addresses[0][:2])
+    client = Peer(loop, server.addresses[0][:2])
     assert client.line() == "welcome to reactor chat; enter a nick"
     client.send(nick)
     assert client.line() == "* you are %s, in #lobby; /help lists commands" % nick
@@ -219,7 +148,7 @@ def test_chat_taken_and_invalid_nicks_get_another_try(loop):
     service = ChatService()
     server = loop.listen_tcp(service.protocol, "127.0.0.1", 0)
     alice = join(loop, server, "alice")
-    second = LineClient(loop, server.addresses[0][:2])
+    second = Peer(loop, server.addresses[0][:2])
     try:
         second.line()
         second.send("alice")
@@ -255,8 +184,8 @@ def test_chat_long_line_gets_an_error_line_then_close(loop):
 
 def test_chat_stuck_reader_is_disconnected_and_room_goes_on(loop, caplog):
     """A member that never reads is cut off past the backlog cap; the others keep chatting."""
-    service = ChatService(max_backlog_bytes=64 * 1024)
-    server = loop.listen_tcp(service.protocol, "127.0.0.1", 0)
+    service = ChatService()
+    server = loop.listen_tcp(service.protocol, "127.0.0.1", 0, limits=chat_limits(64 * 1024))
     talker = join(loop, server, "talker")
     stuck = join(loop, server, "stuck")
     listener = join(loop, server, "listener")
@@ -271,43 +200,16 @@ def test_chat_stuck_reader_is_disconnected_and_room_goes_on(loop, caplog):
             for _ in range(200):
                 talker.send(line)
                 listener.quiet(2)
-                listener.buffer = b""
+                listener.received.clear()
                 if "stuck" not in service.members:
                     break
         assert "stuck" not in service.members
-        assert any("stuck" in r.getMessage() and "backlog cap" in r.getMessage()
-                   for r in caplog.records)
+        assert any("(slow_consumer)" in r.getMessage() for r in caplog.records)
+        assert server.stats()["rejected_slow_consumer"] == 1
         talker.send("after the purge")
-        deadline = time.monotonic() + 5
-        while b"talker: after the purge" not in listener.buffer:
-            assert time.monotonic() < deadline
-            listener.pump()
+        listener.wait(lambda: b"talker: after the purge" in listener.received)
     finally:
         talker.close()
         stuck.close()
         listener.close()
     server.close()
-
-
-def test_cli_chat_and_framed_echo_start_and_stop():
-    """`python -m reactor chat` and `echo --framing line` serve and exit 0 on SIGTERM."""
-    for args, hello, expect in (
-            (["chat", "--port", "0"], None, b"welcome to reactor chat; enter a nick\n"),
-            (["echo", "--port", "0", "--framing", "line", "--max-frame", "64"],
-             b"framed\r\n", b"framed\n")):
-        process = subprocess.Popen([sys.executable, "-m", "reactor"] + args, cwd=ROOT,
-                                   stderr=subprocess.PIPE, text=True)
-        try:
-            where = re.search(r"listening on (\S+)", process.stderr.readline()).group(1)
-            host, port = where.rsplit(":", 1)
-            with socket.create_connection((host, int(port)), timeout=5) as sock:
-                if hello:
-                    sock.sendall(hello)
-                got = b""
-                while len(got) < len(expect):
-                    got += sock.recv(100)
-                assert got == expect
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.communicate(timeout=10)
-        assert process.returncode == 0

@@ -15,7 +15,8 @@ import reactor
 from reactor import (BadFileDescriptorError, LoopClosedError, LoopRunningError,
                      NotCallableError, Reactor, SignalHandlerError)
 
-from .conftest import open_fds, run_until
+from .support.loops import run_until
+from .support.processes import open_fds
 
 
 def test_call_soon_runs_in_fifo_order(loop):

@@ -78,8 +78,7 @@ def test_charge_leases_only_what_every_bucket_can_spare():
 
 
 def test_leases_never_delay_more_than_charging_every_read_and_keep_the_bound():
-    """With random reads and idle gaps, leased charging never waits longer than per-read
-    charging, and the units let through stay within burst + one lease + rate * T + one read."""
+    """Leased charging never waits longer than per-read charging and keeps the rate's bound."""
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     rate = Rate(10000, burst=4000)
@@ -236,8 +235,7 @@ def test_overlong_token_line_fails_at_the_limit_not_before():
 
 
 def test_framed_token_handshake_keeps_the_frames_that_followed():
-    """With a length-prefixed app, the token is the first frame; later frames and a partial
-    frame stay with the framer for the app."""
+    """With length framing the token is the first frame; what follows stays with the framer."""
     framer = LengthPrefixFramer(4)
     auth = TokenAuth([b"tok-123"])
     handshake = auth.server_handshake(framer.clone())

@@ -18,8 +18,10 @@ from reactor.errors import AuthenticationError, FirstFrameTimeoutError
 from reactor.framing import LengthPrefixFramer, LineFramer
 from reactor.policy import Rate
 
-from .conftest import run_until
-from .streams_helpers import Recorder, has_ipv6_loopback, random_payload
+from .support.certs import SERVER_HOSTNAME, client_ctx, server_ctx
+from .support.loops import advance, run_until
+from .support.peers import Peer, has_ipv6_loopback
+from .support.recorders import Recorder, random_payload
 
 TOKEN = b"test-token-0123456789"
 PSK = b"test-psk-0123456789abcdef"
@@ -43,52 +45,6 @@ def fake_net():
     loop.close()
 
 
-class Peer:
-    """A blocking-free raw client socket, optionally from a chosen 127.x source address."""
-
-    def __init__(self, loop, address, source=None, family=socket.AF_INET):
-        self.loop = loop
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        if source:
-            self.sock.bind((source, 0))
-        self.sock.settimeout(5)
-        self.sock.connect(address)
-        self.sock.setblocking(False)
-        self.received = b""
-        self.closed = False
-
-    def send(self, data):
-        self.sock.setblocking(True)
-        self.sock.sendall(data)
-        self.sock.setblocking(False)
-
-    def pump(self, passes=1):
-        for _ in range(passes):
-            self.loop.run_once(0.002)
-            while not self.closed:
-                try:
-                    chunk = self.sock.recv(65536)
-                except BlockingIOError:
-                    break
-                except ConnectionResetError:
-                    chunk = b""
-                if not chunk:
-                    self.closed = True
-                self.received += chunk
-
-    def wait(self, predicate, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert time.monotonic() < deadline, "timed out; received %r" % self.received[-200:]
-            self.pump()
-
-    def wait_closed(self):
-        self.wait(lambda: self.closed)
-
-    def close(self):
-        self.sock.close()
-
-
 def serve(loop, factory=None, host="127.0.0.1", auth=None, ssl=None, **limit_changes):
     """Listen with ``Limits(**limit_changes)``; return (server, protocols made, address)."""
     made = []
@@ -101,29 +57,13 @@ def serve(loop, factory=None, host="127.0.0.1", auth=None, ssl=None, **limit_cha
     return server, made, server.addresses[0][:2]
 
 
-def pump_until(loop, predicate, passes=2000):
-    """Run loop passes (never advancing a fake clock) until ``predicate()``."""
-    for _ in range(passes):
-        if predicate():
-            return
-        loop.run_once(0.002)
-    assert predicate()
-
-
-def advance(loop, seconds, passes=5):
-    """Move the fake clock and let the loop run what became due."""
-    loop.clock.advance(seconds)
-    for _ in range(passes):
-        loop.run_once(0)
-
-
 # -- admission: per-IP caps, allow and deny lists ------------------------------
 
 def test_per_ip_cap_refuses_only_the_extra_connection(net):
     """Over max_per_ip from 127.0.0.2 is closed at once; 127.0.0.3 and the first two are served."""
     server, made, address = serve(net, max_per_ip=2)
     first, second = Peer(net, address, "127.0.0.2"), Peer(net, address, "127.0.0.2")
-    pump_until(net, lambda: len(made) == 2)
+    run_until(net, lambda: len(made) == 2)
     extra = Peer(net, address, "127.0.0.2")
     extra.wait_closed()
     other = Peer(net, address, "127.0.0.3")
@@ -131,7 +71,7 @@ def test_per_ip_cap_refuses_only_the_extra_connection(net):
     other.wait(lambda: other.received == b"still served\n")
     assert len(made) == 3 and server.stats()["rejected_per_ip"] == 1
     first.close()
-    pump_until(net, lambda: len(server) == 2)
+    run_until(net, lambda: len(server) == 2)
     again = Peer(net, address, "127.0.0.2")          # a slot is free again
     again.send(b"back\n")
     again.wait(lambda: again.received == b"back\n")
@@ -191,7 +131,7 @@ def test_ipv4_client_of_a_dual_stack_listener_meets_the_ipv4_rules(net):
 def test_ipv6_networks_are_filtered(net):
     """An IPv6 deny entry refuses ::1."""
     server, made, address = serve(net, host="::1", deny=("::1/128",))
-    peer = Peer(net, address, family=socket.AF_INET6)
+    peer = Peer(net, address)
     peer.wait_closed()
     assert made == [] and server.stats()["rejected_filter"] == 1
     peer.close()
@@ -204,16 +144,16 @@ def test_idle_timeout_closes_a_quiet_connection_and_activity_resets_it(fake_net)
     """Data moves the idle deadline; idle_timeout seconds of silence close with IdleTimeoutError."""
     server, made, address = serve(fake_net, idle_timeout_seconds=30)
     peer = Peer(fake_net, address)
-    pump_until(fake_net, lambda: made)
-    advance(fake_net, 29.9)
+    run_until(fake_net, lambda: made)
+    advance(fake_net, fake_net.clock, 29.9)
     peer.send(b"ping")
     peer.wait(lambda: peer.received == b"ping")
-    advance(fake_net, 29.9)                          # 59.8 s after connecting: still open
+    advance(fake_net, fake_net.clock, 29.9)          # 59.8 s after connecting: still open
     peer.pump(3)
     assert not peer.closed and not made[0].lost()
-    advance(fake_net, 0.2)                           # 30.1 s after the last byte
+    advance(fake_net, fake_net.clock, 0.2)           # 30.1 s after the last byte
     peer.wait_closed()
-    pump_until(fake_net, made[0].lost)
+    run_until(fake_net, made[0].lost)
     assert made[0].events[-1] == ("lost", "IdleTimeoutError")
     assert server.stats()["rejected_timeout"] == 1
     peer.close()
@@ -224,13 +164,13 @@ def test_writes_by_the_server_count_as_activity(fake_net):
     """A connection the server keeps writing to is not idle, even if the peer says nothing."""
     server, made, address = serve(fake_net, idle_timeout_seconds=10)
     peer = Peer(fake_net, address)
-    pump_until(fake_net, lambda: made)
+    run_until(fake_net, lambda: made)
     for _ in range(5):
-        advance(fake_net, 8)
+        advance(fake_net, fake_net.clock, 8)
         made[0].transport.write(b"tick\n")
     peer.wait(lambda: peer.received == b"tick\n" * 5)
     assert not peer.closed
-    advance(fake_net, 10)
+    advance(fake_net, fake_net.clock, 10)
     peer.wait_closed()
     peer.close()
     server.close()
@@ -253,23 +193,22 @@ class Lines(FramedProtocol):
 
 
 def test_first_frame_timeout_closes_a_slowloris(fake_net):
-    """A client that trickles a partial first line is closed at the deadline; a whole line in
-    time lifts the deadline for good."""
+    """A trickled partial first line is closed at the deadline; a whole line in time lifts it."""
     server, made, address = serve(fake_net, Lines, first_frame_timeout_seconds=5)
     slow = Peer(fake_net, address)
     prompt = Peer(fake_net, address)
-    pump_until(fake_net, lambda: len(made) == 2)
+    run_until(fake_net, lambda: len(made) == 2)
     slow_protocol, prompt_protocol = made
     for _ in range(4):                               # a byte a second keeps idle timers happy
         slow.send(b"G")
-        advance(fake_net, 1)
+        advance(fake_net, fake_net.clock, 1)
     prompt.send(b"hello\n")
-    pump_until(fake_net, lambda: prompt_protocol.lines == [b"hello"])
-    advance(fake_net, 1.01)
+    run_until(fake_net, lambda: prompt_protocol.lines == [b"hello"])
+    advance(fake_net, fake_net.clock, 1.01)
     slow.wait_closed()
-    pump_until(fake_net, lambda: slow_protocol.lost != "open")
+    run_until(fake_net, lambda: slow_protocol.lost != "open")
     assert isinstance(slow_protocol.lost, FirstFrameTimeoutError)
-    advance(fake_net, 100)
+    advance(fake_net, fake_net.clock, 100)
     prompt.pump(3)
     assert not prompt.closed and prompt_protocol.lost == "open"
     assert server.stats()["rejected_timeout"] == 1
@@ -282,10 +221,10 @@ def test_first_frame_of_a_raw_protocol_is_its_first_byte(fake_net):
     """For a raw protocol any byte meets the first-frame deadline; none misses it."""
     server, made, address = serve(fake_net, first_frame_timeout_seconds=5)
     silent, talker = Peer(fake_net, address), Peer(fake_net, address)
-    pump_until(fake_net, lambda: len(made) == 2)
+    run_until(fake_net, lambda: len(made) == 2)
     talker.send(b"x")
     talker.wait(lambda: talker.received == b"x")
-    advance(fake_net, 5)
+    advance(fake_net, fake_net.clock, 5)
     silent.wait_closed()
     talker.pump(3)
     assert not talker.closed
@@ -303,11 +242,11 @@ def test_two_thousand_idle_connections_are_dropped_while_a_fresh_client_is_serve
         sock.setblocking(False)
         idle.append(sock)
         if len(idle) % 100 == 0:
-            pump_until(fake_net, lambda: len(server) == len(idle))
-    pump_until(fake_net, lambda: len(server) == 2000)
-    advance(fake_net, 30)
+            run_until(fake_net, lambda: len(server) == len(idle))
+    run_until(fake_net, lambda: len(server) == 2000)
+    advance(fake_net, fake_net.clock, 30)
     fresh = Peer(fake_net, address)
-    advance(fake_net, 29.99)
+    advance(fake_net, fake_net.clock, 29.99)
     fresh.send(b"are you there?")
     fresh.wait(lambda: fresh.received == b"are you there?")
     assert len(server) == 2001
@@ -339,15 +278,7 @@ def test_shaping_delivers_every_byte_at_no_more_than_the_rate(net):
     payload = random_payload(size, seed=7)
     peer = Peer(net, address)
     started = time.monotonic()
-    peer.sock.setblocking(True)
-    peer.sock.settimeout(10)
-    sent = 0
-    while sent < size:                              # push it all; shaping holds it back
-        sent += peer.sock.send(payload[sent:sent + 65536])
-        peer.sock.setblocking(False)
-        peer.pump()
-        peer.sock.setblocking(True)
-    peer.sock.setblocking(False)
+    peer.send(payload, timeout=10)                  # push it all; shaping holds it back
     peer.wait(lambda: len(peer.received) >= size, timeout=10)
     elapsed = time.monotonic() - started
     assert peer.received == payload
@@ -363,18 +294,18 @@ def test_message_rate_pauses_reading_until_the_bucket_refills(fake_net):
     server, made, address = serve(fake_net, Lines, rate_messages=Rate(10, burst=5))
     peer = Peer(fake_net, address)
     peer.send(b"".join(b"line %d\n" % i for i in range(20)))
-    pump_until(fake_net, lambda: made and len(made[0].lines) == 20)
+    run_until(fake_net, lambda: made and len(made[0].lines) == 20)
     transport = made[0].transport
     assert not transport.is_reading()
     peer.send(b"later\n")
     peer.pump(20)
     assert len(made[0].lines) == 20
-    advance(fake_net, 1.49)
+    advance(fake_net, fake_net.clock, 1.49)
     assert not transport.is_reading()
-    advance(fake_net, 0.02)
-    pump_until(fake_net, lambda: made[0].lines[-1:] == [b"later"])
+    advance(fake_net, fake_net.clock, 0.02)
+    run_until(fake_net, lambda: made[0].lines[-1:] == [b"later"])
     assert not transport.is_reading()                # 0.1 token had refilled: 0.9 of debt
-    advance(fake_net, 0.09)
+    advance(fake_net, fake_net.clock, 0.09)
     assert transport.is_reading()
     peer.close()
     server.close()
@@ -385,10 +316,10 @@ def test_app_pause_and_rate_pause_do_not_undo_each_other(fake_net):
     server, made, address = serve(fake_net, Lines, rate_messages=Rate(1, burst=1))
     peer = Peer(fake_net, address)
     peer.send(b"a\nb\n")
-    pump_until(fake_net, lambda: made and len(made[0].lines) == 2)
+    run_until(fake_net, lambda: made and len(made[0].lines) == 2)
     transport = made[0].transport
     transport.pause_reading()                        # the app's own reason
-    advance(fake_net, 5)
+    advance(fake_net, fake_net.clock, 5)
     assert not transport.is_reading()
     transport.resume_reading()
     assert transport.is_reading()
@@ -401,15 +332,15 @@ def test_per_ip_bucket_is_shared_by_that_clients_connections(fake_net):
     server, made, address = serve(fake_net, Lines, ip_rate_messages=Rate(10, burst=10))
     first, second = Peer(fake_net, address, "127.0.0.2"), Peer(fake_net, address, "127.0.0.2")
     other = Peer(fake_net, address, "127.0.0.3")
-    pump_until(fake_net, lambda: len(made) == 3)
+    run_until(fake_net, lambda: len(made) == 3)
     first.send(b"x\n" * 6)
-    pump_until(fake_net, lambda: len(made[0].lines) == 6)
+    run_until(fake_net, lambda: len(made[0].lines) == 6)
     assert made[0].transport.is_reading()            # 6 of the 10 tokens
     second.send(b"y\n" * 6)
-    pump_until(fake_net, lambda: len(made[1].lines) == 6)
+    run_until(fake_net, lambda: len(made[1].lines) == 6)
     assert not made[1].transport.is_reading()        # 12 > 10: this one pays the debt
     other.send(b"z\n" * 6)
-    pump_until(fake_net, lambda: len(made[2].lines) == 6)
+    run_until(fake_net, lambda: len(made[2].lines) == 6)
     assert made[2].transport.is_reading()
     for peer in (first, second, other):
         peer.close()
@@ -426,7 +357,7 @@ def test_disconnect_action_closes_a_sender_over_the_rate(net):
     greedy = Peer(net, address)
     greedy.send(b"g" * 5000)
     greedy.wait_closed()
-    pump_until(net, lambda: made[1].lost())
+    run_until(net, lambda: made[1].lost())
     assert made[1].events[-1] == ("lost", "RateLimitError")
     assert server.stats()["rejected_rate"] == 1 and not polite.closed
     polite.close()
@@ -460,7 +391,7 @@ def test_send_buffer_hard_cap_at_limit_minus_one_limit_and_plus_one(net):
     transport.write(b"d")                            # limit + 1
     assert transport.is_closing() and transport.get_write_buffer_size() == 0
     transport.write(b"ignored after a protection close")   # no exception for the app
-    pump_until(net, protocol.lost)
+    run_until(net, protocol.lost)
     assert protocol.events[-1] == ("lost", "SlowConsumerError")
     theirs.close()
 
@@ -473,7 +404,7 @@ def test_soft_cap_closes_only_if_held_for_the_whole_period(fake_net):
     theirs.setblocking(False)
     transport.write(b"x" * 2_000_000)
     assert transport.get_write_buffer_size() > 100_000
-    advance(fake_net, 4.9)
+    advance(fake_net, fake_net.clock, 4.9)
     assert not transport.is_closing()
     while transport.get_write_buffer_size():         # the peer catches up
         try:
@@ -481,14 +412,14 @@ def test_soft_cap_closes_only_if_held_for_the_whole_period(fake_net):
         except BlockingIOError:
             pass
         fake_net.run_once(0)
-    advance(fake_net, 1)
+    advance(fake_net, fake_net.clock, 1)
     assert not transport.is_closing()
     transport.write(b"y" * 2_000_000)                # falls behind again
-    advance(fake_net, 4.99)
+    advance(fake_net, fake_net.clock, 4.99)
     assert not transport.is_closing()
-    advance(fake_net, 0.02)
+    advance(fake_net, fake_net.clock, 0.02)
     assert transport.is_closing()
-    pump_until(fake_net, protocol.lost)
+    run_until(fake_net, protocol.lost)
     assert protocol.events[-1] == ("lost", "SlowConsumerError")
     theirs.close()
 
@@ -504,7 +435,7 @@ def test_a_server_counts_and_drops_a_slow_consumer(net):
     peer = Peer(net, address)
     peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     peer.send(b"go")
-    pump_until(net, lambda: made and made[0].lost())
+    run_until(net, lambda: made and made[0].lost())
     assert made[0].events[-1] == ("lost", "SlowConsumerError")
     assert server.stats()["rejected_slow_consumer"] == 1
     peer.close()
@@ -517,7 +448,7 @@ def test_token_auth_lets_the_protocol_see_only_what_follows_the_token(net):
     """The right token (pipelined with data) opens the connection; the app never sees it."""
     server, made, address = serve(net, auth=TokenAuth([TOKEN]))
     peer = Peer(net, address)
-    pump_until(net, lambda: len(server) == 1)
+    run_until(net, lambda: len(server) == 1)
     assert made[0].events == []                     # no connection_made before auth
     peer.send(TOKEN + b"\nhello")
     peer.wait(lambda: peer.received == b"hello")
@@ -527,14 +458,13 @@ def test_token_auth_lets_the_protocol_see_only_what_follows_the_token(net):
 
 
 def test_wrong_token_and_silence_fail_with_the_same_generic_reply(fake_net):
-    """A wrong token, an overlong line and silence each get one generic line, then a close;
-    the app never sees the connection."""
+    """A wrong token, an overlong line or silence: one generic line, a close; no app sees it."""
     server, made, address = serve(fake_net, auth=TokenAuth([TOKEN]), auth_timeout_seconds=10)
     wrong, overlong, silent = (Peer(fake_net, address) for _ in range(3))
     wrong.send(TOKEN[:-1] + b"X\n")
     overlong.send(b"A" * 5000)
-    pump_until(fake_net, lambda: len(server) == 1)
-    advance(fake_net, 10)
+    run_until(fake_net, lambda: len(server) == 1)
+    advance(fake_net, fake_net.clock, 10)
     for peer in (wrong, overlong, silent):
         peer.wait_closed()
         assert peer.received == FAILURE_MESSAGE + b"\n"
@@ -554,9 +484,9 @@ def test_token_is_the_first_frame_for_a_length_prefixed_app(net):
     server, made, address = serve(net, Frames, auth=TokenAuth([TOKEN]))
     peer = Peer(net, address)
     peer.send(framer.encode(TOKEN) + framer.encode(b"one") + framer.encode(b"two")[:5])
-    pump_until(net, lambda: made and made[0].lines == [b"one"])
+    run_until(net, lambda: made and made[0].lines == [b"one"])
     peer.send(b"wo")
-    pump_until(net, lambda: made[0].lines == [b"one", b"two"])
+    run_until(net, lambda: made[0].lines == [b"one", b"two"])
     assert made[0].frames_in == 2
     peer.close()
     server.close()
@@ -564,20 +494,34 @@ def test_token_is_the_first_frame_for_a_length_prefixed_app(net):
 
 def test_token_auth_over_tls(net):
     """The token handshake runs on the decrypted stream, after the TLS handshake."""
-    from .test_tls import client_ctx, server_ctx
-    server, made, address = serve(net, auth=TokenAuth([TOKEN]), ssl=server_ctx())
-    got = []
+    class TLSWitness(Recorder):
+        """Notes, when connection_made comes, whether TLS is already up underneath."""
 
-    class Client(Recorder):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self.tls_at_made = (transport.get_extra_info("ssl_object") is not None,
+                                transport.get_extra_info("cipher") is not None)
+
+    class Client(TLSWitness):
         def connection_made(self, transport):
             super().connection_made(transport)
             transport.write(b"over tls")
 
-        def data_received(self, data):
-            got.append(data)
-    net.connect_tcp(Client, *address, ssl=client_ctx(), server_hostname="localhost",
-                    auth_token=TOKEN)
-    run_until(net, lambda: b"".join(got) == b"over tls")
+    server, made, address = serve(net, lambda: TLSWitness(echo=True), auth=TokenAuth([TOKEN]),
+                                  ssl=server_ctx())
+    client = Client()
+    connector = net.connect_tcp(lambda: client, *address, ssl=client_ctx(),
+                                server_hostname=SERVER_HOSTNAME, auth_token=TOKEN)
+    run_until(net, lambda: bytes(client.received) == b"over tls")
+    assert made[0].tls_at_made == (True, True)       # the app came after the TLS handshake
+    assert client.tls_at_made == (True, True)
+    assert bytes(made[0].received) == b"over tls"    # the token was read, decrypted, by auth
+    stats = server.stats()
+    assert (stats["rejected_auth"], stats["rejected_tls_handshake"]) == (0, 0)
+    assert connector.error is None
+    client.transport.close()
+    run_until(net, lambda: client.lost() and made[0].lost())
+    assert made[0].events == [("made",), ("eof",), ("lost", None)]
     server.close()
 
 
@@ -644,7 +588,7 @@ def test_stats_count_bytes_and_frames_both_ways(net):
     assert (stats["frames_in"], stats["frames_out"]) == (50, 50)
     assert (stats["bytes_in"], stats["bytes_out"]) == (len(data), len(data))
     peer.close()
-    pump_until(net, lambda: len(server) == 0)
+    run_until(net, lambda: len(server) == 0)
     assert server.stats()["frames_in"] == 50 and server.stats()["bytes_out"] == len(data)
     server.close()
 
@@ -658,10 +602,10 @@ def test_abuse_logging_is_rate_limited(fake_net, caplog):
             peer = Peer(fake_net, address)
             peer.send(b"guess\n")
             peers.append(peer)
-        pump_until(fake_net, lambda: server.stats()["rejected_auth"] == 30)
+        run_until(fake_net, lambda: server.stats()["rejected_auth"] == 30)
         lines = [r.getMessage() for r in caplog.records]
         assert len([line for line in lines if "(auth)" in line]) == 1
-        advance(fake_net, 10)
+        advance(fake_net, fake_net.clock, 10)
         lines = [r.getMessage() for r in caplog.records]
         assert "auth: 29 more like this from 1 client(s) in the last 10 s" in lines
     for peer in peers:
@@ -687,11 +631,11 @@ def test_unix_peers_pass_the_filters_and_still_authenticate(fake_net, tmp_path):
         sock.connect(path)
         sock.sendall(TOKEN + b"\nunix")
         peers.append(sock)
-    pump_until(fake_net, lambda: len(made) == 2 and all(bytes(p.received) == b"unix"
+    run_until(fake_net, lambda: len(made) == 2 and all(bytes(p.received) == b"unix"
                                                          for p in made))
     assert server.stats()["rejected_filter"] == 0 and server.stats()["clients"] == 0
-    advance(fake_net, 5)
-    pump_until(fake_net, lambda: all(p.lost() for p in made))
+    advance(fake_net, fake_net.clock, 5)
+    run_until(fake_net, lambda: all(p.lost() for p in made))
     assert server.stats()["rejected_timeout"] == 2
     for sock in peers:
         sock.close()
@@ -709,16 +653,16 @@ def test_chat_tells_the_room_when_a_member_is_dropped_for_idling(fake_net):
     alice.send(b"alice\n")
     bob.send(b"bob\n")
     alice.wait(lambda: b"* bob joined #lobby\n" in alice.received)
-    advance(fake_net, 50)
+    advance(fake_net, fake_net.clock, 50)
     alice.send(b"still here\n")                      # a line to the room: bob gets bytes too
     bob.wait(lambda: b"alice: still here\n" in bob.received)
-    advance(fake_net, 50)
+    advance(fake_net, fake_net.clock, 50)
     alice.send(b"/who\n")                            # only alice gets the answer
     alice.wait(lambda: b"* in #lobby: alice, bob\n" in alice.received)
-    advance(fake_net, 9.9)
+    advance(fake_net, fake_net.clock, 9.9)
     bob.pump(3)
     assert not bob.closed                            # 59.9 s since bob's last bytes
-    advance(fake_net, 0.2)
+    advance(fake_net, fake_net.clock, 0.2)
     bob.wait_closed()
     alice.wait(lambda: b"* bob was disconnected (timeout)\n" in alice.received)
     assert not alice.closed
@@ -728,28 +672,27 @@ def test_chat_tells_the_room_when_a_member_is_dropped_for_idling(fake_net):
 
 
 def test_reconnecting_does_not_reset_a_clients_bucket(fake_net):
-    """A client that overdraws its per-address bucket, leaves and comes back is still in debt;
-    once the bucket has refilled, its record is forgotten."""
+    """A client back after overdrawing its bucket is still in debt; once refilled, forgotten."""
     server, made, address = serve(fake_net, Lines, ip_rate_messages=Rate(10, burst=10))
     first = Peer(fake_net, address, "127.0.0.2")
     first.send(b"x\n" * 30)                          # 20 messages of debt: 2 s
-    pump_until(fake_net, lambda: made and len(made[0].lines) == 30)
+    run_until(fake_net, lambda: made and len(made[0].lines) == 30)
     assert server.stats()["rate_pauses"] == 1
     first.close()                                    # seen once reading resumes, at 2 s
-    advance(fake_net, 2.0)
-    pump_until(fake_net, lambda: len(server) == 0)
+    advance(fake_net, fake_net.clock, 2.0)
+    run_until(fake_net, lambda: len(server) == 0)
     assert (server.stats()["clients"], server.stats()["clients_resting"]) == (0, 1)
     again = Peer(fake_net, address, "127.0.0.2")
     again.send(b"y\n")
-    pump_until(fake_net, lambda: len(made) == 2 and made[1].lines == [b"y"])
+    run_until(fake_net, lambda: len(made) == 2 and made[1].lines == [b"y"])
     assert not made[1].transport.is_reading()        # an empty bucket: 1 message of debt
     assert server.stats()["rate_pauses"] == 2
     again.close()
-    advance(fake_net, 0.2)
-    pump_until(fake_net, lambda: len(server) == 0)
-    advance(fake_net, 3)                             # refilled
+    advance(fake_net, fake_net.clock, 0.2)
+    run_until(fake_net, lambda: len(server) == 0)
+    advance(fake_net, fake_net.clock, 3)             # refilled
     other = Peer(fake_net, address, "127.0.0.3")     # a new client sweeps settled records
-    pump_until(fake_net, lambda: len(server) == 1)
+    run_until(fake_net, lambda: len(server) == 1)
     assert (server.stats()["clients"], server.stats()["clients_resting"]) == (1, 0)
     other.close()
     server.close()

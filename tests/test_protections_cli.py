@@ -1,9 +1,6 @@
 """The protection switches of ``python -m reactor echo`` and ``chat``, as a user runs them."""
 
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -11,17 +8,11 @@ import pytest
 from reactor import Protocol, Reactor
 from reactor.protect.auth import FAILURE_MESSAGE
 
-from .conftest import run_until
-from .streams_helpers import ROOT, start_cli
+from .support.loops import run_until
+from .support.peers import Peer
+from .support.processes import run_cli, start_cli_on_port
 
 TOKEN = "cli-token-0123456789"
-
-
-def start(*args):
-    """Start ``python -m reactor ARGS``; return the process and its (host, port)."""
-    process, where = start_cli(*args)
-    host, port = where.rsplit(":", 1)
-    return process, (host, int(port))
 
 
 def stop(process):
@@ -33,44 +24,32 @@ def stop(process):
 
 
 def connect(address, source=None):
-    sock = socket.socket()
-    sock.settimeout(5)
-    if source:
-        sock.bind((source, 0))
-    sock.connect(address)
-    return sock
-
-
-def read_until_closed(sock):
-    data = b""
-    while True:
-        try:
-            chunk = sock.recv(4096)
-        except ConnectionResetError:
-            return data
-        if not chunk:
-            return data
-        data += chunk
+    """A raw client of a server in another process (nothing to pump but the socket)."""
+    return Peer(None, address, source)
 
 
 def test_echo_with_token_per_ip_cap_deny_list_and_stats(tmp_path):
     """Token auth, --max-per-ip, --deny and the stats line (interval and SIGUSR1) together."""
     tokens = tmp_path / "tokens"
     tokens.write_text("other-token\n%s\n" % TOKEN)
-    process, address = start("echo", "--port", "0", "--auth-token-file", str(tokens),
-                             "--max-per-ip", "1", "--deny", "127.0.0.9/32",
-                             "--stats-interval", "0.2")
+    process, address = start_cli_on_port("echo", "--port", "0", "--auth-token-file", str(tokens),
+                                         "--max-per-ip", "1", "--deny", "127.0.0.9/32",
+                                         "--stats-interval", "0.2")
     try:
         with connect(address) as client:
-            client.sendall(TOKEN.encode() + b"\nhello")
-            assert client.recv(100) == b"hello"
+            client.send(TOKEN.encode() + b"\nhello")
+            client.wait(lambda: len(client.received) >= 5)
+            assert client.received == b"hello"
             with connect(address) as second:                 # over --max-per-ip
-                assert read_until_closed(second) == b""
+                second.wait_closed()
+                assert second.received == b""
             with connect(address, "127.0.0.9") as denied:
-                assert read_until_closed(denied) == b""
+                denied.wait_closed()
+                assert denied.received == b""
             with connect(address, "127.0.0.2") as wrong:
-                wrong.sendall(b"guess\n")
-                assert read_until_closed(wrong) == FAILURE_MESSAGE + b"\n"
+                wrong.send(b"guess\n")
+                wrong.wait_closed()
+                assert wrong.received == FAILURE_MESSAGE + b"\n"
             time.sleep(0.3)                                  # let an interval line pass
             process.send_signal(signal.SIGUSR1)
             time.sleep(0.3)
@@ -85,14 +64,15 @@ def test_chat_wants_the_token_before_the_nick(tmp_path):
     """chat --auth-token-file: the first line is the token; the welcome comes after it."""
     tokens = tmp_path / "tokens"
     tokens.write_text(TOKEN + "\n")
-    process, address = start("chat", "--port", "0", "--auth-token-file", str(tokens))
+    process, address = start_cli_on_port("chat", "--port", "0", "--auth-token-file", str(tokens))
     try:
         with connect(address) as member:
-            member.sendall(TOKEN.encode() + b"\n")
-            assert member.recv(100).startswith(b"welcome to reactor chat")
+            member.send(TOKEN.encode() + b"\n")
+            assert member.line().startswith("welcome to reactor chat")
         with connect(address) as stranger:
-            stranger.sendall(b"alice\n")
-            assert read_until_closed(stranger) == FAILURE_MESSAGE + b"\n"
+            stranger.send(b"alice\n")
+            stranger.wait_closed()
+            assert stranger.received == FAILURE_MESSAGE + b"\n"
     finally:
         stop(process)
 
@@ -101,21 +81,31 @@ def test_psk_echo_with_length_framing_and_the_client_helper(tmp_path):
     """echo --psk-file --framing length serves a connect_tcp(psk=...) client."""
     key = "k" * 32
     (tmp_path / "psk").write_text(key + "\n")
-    process, address = start("echo", "--port", "0", "--framing", "length",
-                             "--psk-file", str(tmp_path / "psk"))
+    process, address = start_cli_on_port("echo", "--port", "0", "--framing", "length",
+                                         "--psk-file", str(tmp_path / "psk"))
     loop = Reactor()
+    frame = b"\0\0\0\x05frame"
     received = []
+    lost = []
 
     class Client(Protocol):
         def connection_made(self, transport):
             self.transport = transport
-            transport.write(b"\0\0\0\x05frame")
+            transport.write(frame)
 
         def data_received(self, data):
             received.append(data)
+
+        def connection_lost(self, exc):
+            lost.append(exc)
     try:
-        loop.connect_tcp(Client, *address, psk=key)
-        run_until(loop, lambda: b"".join(received) == b"\0\0\0\x05frame", timeout=10)
+        connector = loop.connect_tcp(Client, *address, psk=key)
+        run_until(loop, lambda: len(b"".join(received)) >= len(frame), timeout=10)
+        assert b"".join(received) == frame                 # the echo, framed as sent
+        assert connector.error is None
+        connector.protocol.transport.close()
+        run_until(loop, lambda: lost, timeout=10)
+        assert lost == [None]
     finally:
         loop.close()
         stop(process)
@@ -123,17 +113,13 @@ def test_psk_echo_with_length_framing_and_the_client_helper(tmp_path):
 
 def test_rate_limited_echo_still_echoes_everything():
     """echo --rate shapes a fast sender without losing a byte."""
-    process, address = start("echo", "--port", "0", "--rate", "200000", "--msg-rate", "1000",
-                             "--ip-rate", "400000", "--idle-timeout", "30")
+    process, address = start_cli_on_port("echo", "--port", "0", "--rate", "200000",
+                                         "--msg-rate", "1000", "--ip-rate", "400000",
+                                         "--idle-timeout", "30")
     payload = bytes(range(256)) * 1000
     try:
         with connect(address) as client:
-            client.settimeout(10)
-            client.sendall(payload)
-            got = b""
-            while len(got) < len(payload):
-                got += client.recv(65536)
-            assert got == payload
+            assert client.exchange(payload, timeout=10) == payload
     finally:
         stop(process)
 
@@ -149,8 +135,7 @@ def test_rate_limited_echo_still_echoes_everything():
 ])
 def test_bad_protection_options_fail_with_a_clear_message(args, message):
     """A bad protection option exits non-zero with one line naming it, no traceback."""
-    result = subprocess.run([sys.executable, "-m", "reactor", "echo", "--port", "0"] + args,
-                            cwd=ROOT, capture_output=True, text=True, timeout=20)
+    result = run_cli("echo", "--port", "0", *args)
     assert result.returncode != 0
     assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
 
@@ -162,6 +147,5 @@ def test_short_psk_and_two_auth_kinds_are_refused(tmp_path):
     for args, message in [(["--psk-file", str(tmp_path / "short")], "at least 16 bytes"),
                           (["--psk-file", str(tmp_path / "short"), "--auth-token-file",
                             str(tmp_path / "tokens")], "exclude each other")]:
-        result = subprocess.run([sys.executable, "-m", "reactor", "echo", "--port", "0"] + args,
-                                cwd=ROOT, capture_output=True, text=True, timeout=20)
+        result = run_cli("echo", "--port", "0", *args)
         assert result.returncode != 0 and message in result.stderr, result.stderr

@@ -1,0 +1,68 @@
+"""Processes and threads: ``python -m reactor`` in a subprocess, threads, CPU time, open fds."""
+
+import os
+import re
+import subprocess
+import sys
+import threading
+
+#: The repository root: where ``python -m reactor`` finds the package.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def start_cli(*args, listening=r"listening on (\S+)"):
+    """Start ``python -m reactor ARGS``; return the process and where it said it listens.
+
+    Its first line on stderr must match the regular expression ``listening``,
+    whose group 1 is the address; otherwise the process is killed and the
+    test fails with what it printed.
+    """
+    process = subprocess.Popen([sys.executable, "-m", "reactor"] + list(args), cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = process.stderr.readline()
+    match = re.search(listening, line)
+    if not match:
+        process.kill()
+        raise AssertionError("no %r line: %r %r" % (listening, line, process.communicate()))
+    return process, match.group(1)
+
+
+def start_cli_on_port(*args, listening=r"listening on (\S+)"):
+    """Start ``python -m reactor ARGS`` on a port; return the process and its (host, port)."""
+    process, where = start_cli(*args, listening=listening)
+    host, port = where.rsplit(":", 1)
+    return process, (host, int(port))
+
+
+def run_cli(*args, timeout=20):
+    """Run ``python -m reactor ARGS`` to its end; return the ``CompletedProcess`` (text)."""
+    return subprocess.run([sys.executable, "-m", "reactor"] + list(args), cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def run_in_thread(target):
+    """Start ``target()`` on a thread; return it and a dict that gets ``value`` or ``error``."""
+    result = {}
+
+    def wrapper():
+        try:
+            result["value"] = target()
+        except BaseException as exc:             # reported by the test thread
+            result["error"] = exc
+    thread = threading.Thread(target=wrapper)
+    thread.start()
+    return thread, result
+
+
+def cpu_seconds(pid):
+    """Return the user + system CPU seconds process ``pid`` has used (Linux /proc)."""
+    with open("/proc/%d/stat" % pid) as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def open_fds():
+    """Return the set of this process's open fds (Linux /proc), or None elsewhere."""
+    if not os.path.isdir("/proc/self/fd"):
+        return None
+    return set(os.listdir("/proc/self/fd"))
