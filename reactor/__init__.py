@@ -12,13 +12,14 @@ the function to open at each stop)::
      7. buffers.py     where do outgoing bytes wait?
      8. streams.py     where does a byte come in and go out? (backpressure)
      9. datagrams.py   what changes when messages are datagrams?
-    10. framing.py     how do bytes become messages, sans I/O?
+    10. framing/       how do bytes become messages, sans I/O?
     11. framed.py      how does a protocol receive whole messages?
     12. tls.py         how does a layer sit between a transport and a protocol?
     13. sockets.py     how is a listening socket made?
-    14. server.py      how are connections accepted, admitted, shut down?
-    15. client.py      how does a non-blocking connect work?
-    16. network.py     Reactor = the loop + listen_* / connect_*
+    14. accept.py      how are connections accepted, even out of fds?
+    15. server.py      how is a connection admitted, stacked, shut down?
+    16. client.py      how does a non-blocking connect work?
+    17. network.py     Reactor = the loop + listen_* / connect_*
 
 Then, off the main path: ``clock.py`` (the injectable clock),
 ``policy.py`` (every limit as data), ``addresses.py``, ``errors.py``;

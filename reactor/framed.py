@@ -1,6 +1,6 @@
 """FramedProtocol: a Protocol that receives and sends whole messages.
 
-It joins a sans-I/O framer (``reactor/framing.py``) to a transport::
+It joins a sans-I/O framer (``reactor/framing/``) to a transport::
 
     data_received(bytes) -> framer.feed -> frames_received(frames) -> frame_received(frame)
     send_frame(frame)    -> framer.encode -> transport.write

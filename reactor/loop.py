@@ -375,6 +375,8 @@ class EventLoop:
         self._timers_fired += due - queued
         self._iterations += 1
         self._events_dispatched += len(events)
+        if not due:
+            return
         if self._debug:
             run_ready_timed(self, due)
         else:

@@ -1,20 +1,8 @@
-"""Servers: listening sockets, the accept loop, and the connections they own.
+"""Servers: the connections a set of listening sockets accepts, and their life.
 
-Accepting is where a public server most often falls over, so this module
-is mostly about the bad days:
+Accepting itself, bounded batches and running out of file descriptors,
+lives in ``accept.py``; a server takes each accepted connection from there:
 
-* **Bounded batches.** Each readiness event of a listening socket accepts at
-  most ``Limits.accept_batch`` connections, then lets the loop serve the
-  connections it already has.
-* **Out of file descriptors** (EMFILE/ENFILE, or ENOBUFS/ENOMEM). ``accept()``
-  fails, but the pending connection stays in the backlog, so a
-  level-triggered selector reports the socket readable again at once: the
-  classic 100%-CPU spin. We keep one spare fd open for this moment (the
-  libev/libuv trick): close it, accept the pending connection and close that
-  at once (the client gets a prompt close instead of hanging in the
-  backlog), re-open the spare, and stop accepting for
-  ``Limits.accept_backoff_seconds`` on the timer wheel. One warning is
-  logged per episode, and one info line when accepting works again.
 * **Admission**, right after ``accept()`` and before any protocol code
   runs: a connection over ``max_connections`` is closed at once and
   counted; nobody waits in a backlog for a server that will not serve them.
@@ -40,16 +28,14 @@ Shutdown: ``close()`` stops listening and leaves connections alone;
 close) and aborts whatever is still open after ``grace`` seconds.
 """
 
-import errno
 import logging
-import os
 import socket
 import ssl
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from .accept import Acceptor, describe_socket
 from .addresses import format_address
 from .errors import ProtectionError, ProtectionsUnavailableError
-from .loop import EVENT_READ
 from .policy import DEFAULT_LIMITS, Limits
 from .sockets import inode, unlink_if_ours
 from .streams import StreamTransport
@@ -62,16 +48,6 @@ except ImportError:          # a vendored copy without reactor/protect/: plain s
 
 logger = logging.getLogger("reactor")
 
-#: accept() errors that mean "the process or system is out of resources".
-OUT_OF_RESOURCES_ERRNOS = frozenset(
-    getattr(errno, name) for name in ("EMFILE", "ENFILE", "ENOBUFS", "ENOMEM")
-    if hasattr(errno, name))
-#: accept() errors about one connection that died in the backlog: skip it.
-ACCEPT_SKIP_ERRNOS = frozenset(
-    getattr(errno, name) for name in ("ECONNABORTED", "EPROTO", "EPERM", "ENETDOWN",
-                                      "ENOPROTOOPT", "EHOSTDOWN", "ENONET", "EHOSTUNREACH",
-                                      "EOPNOTSUPP", "ENETUNREACH")
-    if hasattr(errno, name))
 #: Every reason a server may refuse or close a connection, in display order.
 REJECTION_REASONS = ("filter", "max_connections", "per_ip", "out_of_fds", "tls_handshake",
                      "auth", "timeout", "framing", "rate", "slow_consumer")
@@ -101,7 +77,6 @@ class Server:
         self._ssl_context = ssl_context
         self._ssl_handshake_timeout = ssl_handshake_timeout
         self._unix_inode = inode(unix_path) if unix_path else None
-        self._listeners = [_Listener(self, sock) for sock in self.sockets]
         #: open connection (its StreamTransport) -> (the top of its stack,
         #: its application protocol, its client's record)
         self._connections: Dict[StreamTransport, Tuple[Any, Any, Any]] = {}
@@ -124,14 +99,11 @@ class Server:
         self._abuse = (protect.AbuseLog(limits.abuse_log_interval_seconds)
                        if protect is not None else None)
         self._abuse_timer: Any = None
-        self._spare_fd: Optional[int] = _open_spare_fd()
-        self._starved = False
-        self._backoff_timer: Any = None
         self._closed = False
         self._shutdown_timer: Any = None
         self._on_shutdown: Optional[Callable[[], None]] = None
-        for listener in self._listeners:
-            listener.watch()
+        self._acceptor = Acceptor(loop, self.sockets, limits, self._start_connection,
+                                  self._counters)
 
     def __len__(self) -> int:
         return len(self._connections)
@@ -169,7 +141,7 @@ class Server:
 
     def log_stats(self) -> None:
         """Log one line of ``stats()`` (the CLI does it every ``--stats-interval`` and on SIGUSR1)."""
-        logger.info("stats %s: %s", ", ".join(_describe(s) for s in self.sockets) or "closed",
+        logger.info("stats %s: %s", ", ".join(describe_socket(s) for s in self.sockets) or "closed",
                     format_stats(self.stats()))
 
     def is_serving(self) -> bool:
@@ -181,19 +153,12 @@ class Server:
         if self._closed:
             return
         self._closed = True
-        for listener in self._listeners:
-            listener.unwatch()
-            listener.sock.close()
-        if self._backoff_timer is not None:
-            self._backoff_timer.cancel()
+        self._acceptor.close()
         if self._abuse_timer is not None:
             self._abuse_timer.cancel()
             self._abuse_timer = None
         if self._abuse is not None:
             self._abuse.flush(float("inf"))
-        if self._spare_fd is not None:
-            os.close(self._spare_fd)
-            self._spare_fd = None
         if self._unix_path:
             unlink_if_ours(self._unix_path, self._unix_inode)   # never someone else's file
 
@@ -236,29 +201,6 @@ class Server:
         """Count and log (rate-limited) a connection closed for a reason (by ``close_with_error``)."""
         reason = getattr(exc, "reason", "protection")
         self._reject(reason, transport.get_extra_info("peername"), exc)
-
-    def accept_ready(self, listener: "_Listener") -> None:
-        """Accept up to one batch of pending connections on ``listener``."""
-        sock = listener.sock
-        for _ in range(self._limits.accept_batch):
-            try:
-                conn, address = sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in OUT_OF_RESOURCES_ERRNOS:
-                    self._out_of_fds(listener, exc)
-                    return
-                if exc.errno in ACCEPT_SKIP_ERRNOS:
-                    continue
-                logger.error("accept() on %s failed: %s; pausing accept for %.3f s",
-                             _describe(sock), exc, self._limits.accept_backoff_seconds)
-                self._pause_accepting()
-                return
-            if self._starved:
-                self._starved = False
-                logger.info("accepting connections again on %s", _describe(sock))
-            self._start_connection(conn, address)
 
     # -- internals ------------------------------------------------------------
 
@@ -332,43 +274,6 @@ class Server:
         if due is not None and not self._closed:
             self._abuse_timer = self._loop.call_at(due, self._flush_abuse)
 
-    def _out_of_fds(self, listener: "_Listener", exc: OSError) -> None:
-        """Shed one pending connection using the spare fd, then pause accepting."""
-        if not self._starved:
-            self._starved = True
-            self._counters["out_of_fds_episodes"] += 1
-            logger.warning("out of file descriptors on %s (%s): closing pending connections "
-                           "and pausing accept for %.3f s", _describe(listener.sock),
-                           exc.strerror, self._limits.accept_backoff_seconds)
-        if self._spare_fd is not None:
-            os.close(self._spare_fd)
-            self._spare_fd = None
-            try:
-                conn, _ = listener.sock.accept()
-                conn.close()
-                self._counters["rejected_out_of_fds"] += 1
-            except OSError:
-                pass
-            self._spare_fd = _open_spare_fd()
-        self._pause_accepting()
-
-    def _pause_accepting(self) -> None:
-        """Stop watching every listener and watch them again after the backoff delay."""
-        for listener in self._listeners:
-            listener.unwatch()
-        if self._backoff_timer is None:
-            self._backoff_timer = self._loop.call_later(
-                self._limits.accept_backoff_seconds, self._resume_accepting)
-
-    def _resume_accepting(self) -> None:
-        self._backoff_timer = None
-        if self._closed:
-            return
-        if self._spare_fd is None:
-            self._spare_fd = _open_spare_fd()
-        for listener in self._listeners:
-            listener.watch()
-
     def _abort_remaining(self) -> None:
         self._shutdown_timer = None
         for top in self.connections():
@@ -385,35 +290,8 @@ class Server:
 
     def __repr__(self) -> str:
         return "<Server %s connections=%d%s>" % (
-            ", ".join(_describe(s) for s in self.sockets) or "closed",
+            ", ".join(describe_socket(s) for s in self.sockets) or "closed",
             len(self._connections), " closed" if self._closed else "")
-
-
-class _Listener:
-    """The selector watcher for one listening socket."""
-
-    __slots__ = ("server", "sock", "watching")
-
-    def __init__(self, server: Server, sock: socket.socket) -> None:
-        self.server = server
-        self.sock = sock
-        self.watching = False
-
-    def watch(self) -> None:
-        if not self.watching:
-            self.server._loop._watch(self.sock, EVENT_READ, self)
-            self.watching = True
-
-    def unwatch(self) -> None:
-        if self.watching:
-            self.server._loop._unwatch(self.sock.fileno())
-            self.watching = False
-
-    def on_readable(self) -> None:
-        self.server.accept_ready(self)
-
-    def on_writable(self) -> None:
-        pass
 
 
 def format_stats(stats: Dict[str, int]) -> str:
@@ -434,17 +312,3 @@ def _add_traffic(totals: Dict[str, int], transport: StreamTransport, protocol: A
     totals["bytes_out"] += transport.bytes_sent
     totals["frames_in"] += getattr(protocol, "frames_in", 0)
     totals["frames_out"] += getattr(protocol, "frames_out", 0)
-
-
-def _open_spare_fd() -> Optional[int]:
-    try:
-        return os.open(os.devnull, os.O_RDONLY)
-    except OSError:
-        return None
-
-
-def _describe(sock: socket.socket) -> str:
-    try:
-        return format_address(sock.getsockname())
-    except OSError:
-        return "a closed socket"

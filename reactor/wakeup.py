@@ -36,6 +36,9 @@ any callback can reach its loop), and a second loop refuses to ``run()``
 inside the first one's callback on the same thread (it would freeze the
 first). In debug mode the loop's other methods check the calling thread
 (``check_thread``) and raise :class:`~reactor.errors.WrongThreadError`.
+Transport methods (``write`` ...) are not checked, even in debug mode: the
+check would cost on every write. From another thread, hand the write to
+the loop: ``loop.call_soon_threadsafe(transport.write, data)``.
 """
 
 import signal

@@ -341,22 +341,6 @@ def test_bad_fds_are_refused(loop):
     loop.run_once()
 
 
-def test_fd_closed_behind_the_loops_back_is_dropped(selector_class, caplog):
-    """An fd closed while registered is dropped with a log line; the loop keeps running."""
-    loop = Reactor(selector=selector_class())
-    a, b = socket.socketpair()
-    try:
-        loop.add_reader(a, lambda: None)
-        a.close()
-        events = []
-        loop.call_later(0.01, events.append, "still alive")
-        with caplog.at_level(logging.ERROR, logger="reactor"):
-            run_until(loop, lambda: events)
-    finally:
-        b.close()
-        loop.close()
-
-
 def test_run_while_running_and_after_close(loop):
     """run() inside run() raises LoopRunningError; any use after close() raises LoopClosedError."""
     errors = []

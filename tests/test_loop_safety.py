@@ -1,7 +1,6 @@
 """Loop safety: one loop per thread, thread checks in debug mode, Ctrl-C, slow callbacks, dead fds."""
 
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -16,8 +15,8 @@ import reactor
 from reactor import (LoopRunningError, NoRunningLoopError, Protocol, WrongThreadError)
 
 from .support.loops import run_until
+from .support.processes import ROOT, run_in_thread
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_a_second_loop_cannot_run_inside_a_running_loops_callback(loop):
@@ -89,18 +88,10 @@ def test_a_protocol_reaches_its_loop_through_its_transport(loop):
 
 def call_from_thread(function):
     """Run ``function`` on another thread; return the exception it raised (or None)."""
-    result = []
-
-    def target():
-        try:
-            function()
-            result.append(None)
-        except Exception as exc:              # the test inspects it
-            result.append(exc)
-    thread = threading.Thread(target=target)
-    thread.start()
+    thread, result = run_in_thread(function)
     thread.join(5)
-    return result[0]
+    assert not thread.is_alive()
+    return result.get("error")
 
 
 @pytest.mark.parametrize("call", ["call_soon", "call_later", "call_at", "add_reader",
@@ -220,7 +211,7 @@ def test_slow_callback_warning_names_the_users_method(selector_class, caplog):
         loop.close()
 
 
-def test_an_fd_closed_behind_the_loops_back_is_dropped(selector_class, caplog):
+def test_fd_closed_behind_the_loops_back_is_dropped(selector_class, caplog):
     """An fd closed while registered is dropped with a log line on every selector: the loop
     does not spin on it, and a new socket that reuses its number works normally."""
     loop = reactor.Reactor(selector=selector_class())

@@ -1,27 +1,20 @@
 """A server acts on the top of each connection's stack: TLS shuts down with close_notify."""
 
-import os
-import re
 import signal
 import socket
 import ssl
-import subprocess
-import sys
 
 import pytest
 
 from reactor import Limits, Protocol
-from reactor.tls import client_context, server_context
 
+from .support.certs import CA, cert, client_ctx, server_ctx
 from .support.loops import run_until
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CERTS = os.path.join(ROOT, "tests", "certs")
+from .support.processes import start_cli_on_port
 
 
 def contexts():
-    return (server_context(os.path.join(CERTS, "server.pem"), os.path.join(CERTS, "server.key")),
-            client_context(cafile=os.path.join(CERTS, "ca.pem")))
+    return server_ctx(), client_ctx()
 
 
 class Hello(Protocol):
@@ -112,7 +105,7 @@ def test_tls_shutdown_aborts_peers_that_never_answer_at_the_grace(loop):
     server_ctx, _ = contexts()
     server = loop.listen_tcp(Hello, "127.0.0.1", 0, ssl=server_ctx)
     raw = socket.create_connection(server.addresses[0][:2], timeout=5)
-    tls = ssl.create_default_context(cafile=os.path.join(CERTS, "ca.pem")).wrap_socket(
+    tls = ssl.create_default_context(cafile=CA).wrap_socket(
         raw, server_hostname="localhost", do_handshake_on_connect=False)
     tls.setblocking(False)
     try:
@@ -132,24 +125,12 @@ def test_tls_shutdown_aborts_peers_that_never_answer_at_the_grace(loop):
         tls.close()
 
 
-def start_chat_with_tls():
-    cert, key = os.path.join(CERTS, "server.pem"), os.path.join(CERTS, "server.key")
-    process = subprocess.Popen([sys.executable, "-m", "reactor", "chat", "--port", "0",
-                                "--tls-cert", cert, "--tls-key", key], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = process.stderr.readline()
-    match = re.search(r"listening on \S+:(\d+)", line)
-    if not match:
-        process.kill()
-        raise AssertionError("no 'listening on' line: %r %r" % (line, process.communicate()))
-    return process, int(match.group(1))
-
-
 def test_sigterm_of_a_tls_chat_server_ends_clients_with_close_notify():
     """SIGTERM of `chat --tls-cert` closes every member with a TLS close_notify: a strict
     client (ragged EOFs not suppressed) reads a clean end, not SSLEOFError."""
-    process, port = start_chat_with_tls()
-    context = ssl.create_default_context(cafile=os.path.join(CERTS, "ca.pem"))
+    process, (_, port) = start_cli_on_port("chat", "--port", "0", "--tls-cert", cert("server")[0],
+                                           "--tls-key", cert("server")[1])
+    context = ssl.create_default_context(cafile=CA)
     members = []
     try:
         for nick in (b"alice", b"bob"):
