@@ -12,6 +12,7 @@ from reactor.apps.echo import DatagramEchoProtocol
 
 from .support.loops import run_until
 from .support.peers import free_port, has_ipv6_loopback
+from .support.recorders import random_payload
 
 
 class Collector(DatagramProtocol):
@@ -66,7 +67,7 @@ class WindowedSender(Collector):
             size = self.sizes[self.next_index]
             if self.outstanding and self.in_flight + size > self.window_bytes:
                 return
-            noise = self.rng.getrandbits(8 * (size - 8)).to_bytes(size - 8, "little")
+            noise = random_payload(size - 8, self.rng.getrandbits(32))
             body = self.next_index.to_bytes(8, "big") + noise
             self.outstanding[self.next_index] = body
             self.in_flight += size

@@ -175,4 +175,4 @@ class StreamingClient(Protocol):
 def random_payload(size, seed):
     """Return ``size`` random bytes, the same for the same ``seed``."""
     rng = random.Random(seed)
-    return rng.getrandbits(size * 8).to_bytes(size, "little")
+    return (rng.getrandbits(size * 8) if size else 0).to_bytes(size, "little")  # 3.8: no 0 bits
