@@ -95,6 +95,27 @@ class Limits:
     #: new datagrams are dropped and counted (a late datagram is worth less
     #: than a lost one, and the loop must never block).
     datagram_queue_bytes: int = 256 * 1024
+    #: Datagrams from these source ports are dropped and counted: the
+    #: services of reflection and loop attacks (echo, daytime, chargen, time,
+    #: DNS, NTP, SNMP, SSDP, memcached), which no client sends from.
+    datagram_blocked_source_ports: Tuple[int, ...] = (7, 13, 17, 19, 37, 53, 123, 161, 1900,
+                                                      11211)
+    #: Accept datagrams from source ports below 1024 (those are services, not
+    #: clients: answering them is how reflection loops start).
+    datagram_allow_low_source_ports: bool = False
+
+    # -- bounded work and memory per read (framed protocols) -------------------
+    #: Frames a framed protocol is handed per loop pass; the rest wait, with
+    #: reading paused, for the next pass: one connection cannot hold the loop.
+    frames_per_pass: int = 64
+    #: A frame that has begun must be complete this long after its first byte
+    #: (trickling more bytes does not extend it). None: no limit.
+    frame_progress_timeout_seconds: Optional[float] = 30.0
+    #: Bytes held in partial frames across all connections of a server; past
+    #: it the largest holders are closed (``input_budget``). None: no cap. The
+    #: default suits the small machines reactor is vendored into; raise it
+    #: with many connections that legitimately send large frames slowly.
+    max_buffered_input_bytes: Optional[int] = 64 * 1024 * 1024
 
     # -- slow consumers (Redis's client-output-buffer-limit) --------------------
     #: A send buffer above this is dropped at once and the connection closed
@@ -139,6 +160,10 @@ class Limits:
     #: Over a rate: "shape" (stop reading until the bucket refills; TCP slows
     #: the sender and nothing is lost) or "disconnect" (``RateLimitError``).
     rate_action: str = "shape"
+    #: A connection or client address whose rate debt (the time it would take
+    #: to repay what it sent over its rates) passes this is disconnected
+    #: (``RateLimitError``) rather than shaped for ever.
+    max_rate_debt_seconds: float = 60.0
 
     #: Abuse (rejections, timeouts, bad frames) is logged once per reason per
     #: this interval, plus a count of what was not logged: an attack cannot
@@ -157,7 +182,7 @@ class Limits:
             raise ValueError("need 0 <= low_water_bytes (%d) <= high_water_bytes (%d)"
                              % (self.low_water_bytes, self.high_water_bytes))
         for name in ("read_chunk_bytes", "max_read_per_event_bytes", "accept_batch", "backlog",
-                     "datagrams_per_event", "datagram_queue_bytes"):
+                     "datagrams_per_event", "datagram_queue_bytes", "frames_per_pass"):
             if getattr(self, name) < 1:
                 raise ValueError("%s must be >= 1, got %r" % (name, getattr(self, name)))
         if self.max_connections is not None and self.max_connections < 0:
@@ -166,11 +191,13 @@ class Limits:
         for name in ("accept_backoff_seconds", "connect_timeout_seconds",
                      "send_buffer_soft_cap_seconds", "auth_timeout_seconds",
                      "abuse_log_interval_seconds", "idle_timeout_seconds",
-                     "first_frame_timeout_seconds"):
+                     "first_frame_timeout_seconds", "frame_progress_timeout_seconds",
+                     "max_rate_debt_seconds"):
             value = getattr(self, name)
             if value is not None and not 0 < value < float("inf"):
                 raise ValueError("%s must be a finite number > 0, got %r" % (name, value))
-        for name in ("max_per_ip", "send_buffer_hard_cap_bytes", "send_buffer_soft_cap_bytes"):
+        for name in ("max_per_ip", "send_buffer_hard_cap_bytes", "send_buffer_soft_cap_bytes",
+                     "max_buffered_input_bytes"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError("%s must be >= 1 or None, got %r" % (name, value))
@@ -184,6 +211,11 @@ class Limits:
             value = getattr(self, name)
             if value is not None and not isinstance(value, Rate):
                 raise ValueError("%s must be a policy.Rate or None, got %r" % (name, value))
+        ports = tuple(self.datagram_blocked_source_ports)
+        if any(isinstance(p, bool) or not isinstance(p, int) or not 0 < p < 65536 for p in ports):
+            raise ValueError("datagram_blocked_source_ports must hold ports 1-65535, got %r"
+                             % (self.datagram_blocked_source_ports,))
+        object.__setattr__(self, "datagram_blocked_source_ports", ports)
         object.__setattr__(self, "allow", parse_networks(self.allow, "allow"))
         object.__setattr__(self, "deny", parse_networks(self.deny, "deny"))
 
@@ -238,7 +270,9 @@ _NUMBER_FIELDS = ("high_water_bytes", "low_water_bytes", "read_chunk_bytes",
                   "datagram_queue_bytes", "send_buffer_hard_cap_bytes",
                   "send_buffer_soft_cap_bytes", "send_buffer_soft_cap_seconds", "max_per_ip",
                   "ipv6_prefix_length", "idle_timeout_seconds", "first_frame_timeout_seconds",
-                  "auth_timeout_seconds", "abuse_log_interval_seconds")
+                  "auth_timeout_seconds", "abuse_log_interval_seconds", "frames_per_pass",
+                  "frame_progress_timeout_seconds", "max_buffered_input_bytes",
+                  "max_rate_debt_seconds")
 DEFAULT_LIMITS = Limits()
 
 #: Fields only the protections wing can enforce (a vendored core without
@@ -249,7 +283,8 @@ PROTECTION_FIELDS = ("allow", "deny", "max_per_ip", "idle_timeout_seconds",
 #: Fields that mean something only to a server; ``connect_*`` refuses them.
 SERVER_ONLY_FIELDS = ("accept_batch", "max_connections", "backlog", "accept_backoff_seconds",
                       "max_per_ip", "ipv6_prefix_length", "allow", "deny", "ip_rate_bytes",
-                      "ip_rate_messages", "abuse_log_interval_seconds")
+                      "ip_rate_messages", "abuse_log_interval_seconds",
+                      "max_buffered_input_bytes")
 
 
 def water_marks(high: Optional[int] = None, low: Optional[int] = None) -> "tuple":
