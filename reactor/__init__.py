@@ -32,7 +32,8 @@ import sys
 from .clock import FakeClock
 from .errors import (AccessDeniedError, AuthenticationError, BadFileDescriptorError,
                      ConnectError, ConnectRefusedError, ConnectTimeoutError,
-                     DatagramTooLargeError, FirstFrameTimeoutError, FramingError,
+                     DatagramTooLargeError, FirstFrameTimeoutError, FrameTimeoutError,
+                     FramingError, InputBudgetError,
                      IdleTimeoutError, InvalidAddressError, InvalidDelayError, LoopClosedError,
                      LoopRunningError, NoRunningLoopError, NotCallableError, ProtectionError,
                      ProtectionsUnavailableError, RateLimitError, ReactorError,
@@ -77,5 +78,6 @@ __all__ = [
     "ConnectRefusedError", "ConnectTimeoutError", "TransportClosedError",
     "TimerCancelledError", "DatagramTooLargeError", "TLSHandshakeTimeoutError",
     "ProtectionError", "ProtectionsUnavailableError", "AccessDeniedError", "IdleTimeoutError",
-    "FirstFrameTimeoutError", "RateLimitError", "SlowConsumerError", "AuthenticationError",
+    "FirstFrameTimeoutError", "FrameTimeoutError", "InputBudgetError", "RateLimitError",
+    "SlowConsumerError", "AuthenticationError",
 ]

@@ -18,7 +18,11 @@ protocols that queue thousands of tiny writes (they should batch them with
 
 Receiving needs no per-connection buffer at all: every transport of a loop
 reads into one preallocated buffer (:func:`thread_read_buffer`) and hands
-the protocol a copy of exactly the bytes received.
+the protocol a copy of exactly the bytes received. What does wait on the
+receiving side (a framer's partial frame, input a rate limit holds back) is
+bounded per connection by the framer's limit, and across a server by an
+:class:`InputBudget`: 400 connections each holding an almost-complete 1 MiB
+frame would otherwise cost 400 MiB.
 
 Chunks must be immutable (``bytes``, or a read-only ``memoryview``): the
 transport copies mutable input before it gets here, so a caller reusing its
@@ -98,6 +102,48 @@ def immutable_tail(data: Any, start: int) -> Any:
         return memoryview(data)[start:] if start else data
     view = memoryview(data).cast("B")[start:]
     return view if view.readonly else view.tobytes()
+
+
+class InputBudget:
+    """Bytes held on the receiving side across a server's connections, with a cap.
+
+    What a connection holds is reported per *part*: ``"frames"`` (a framed
+    protocol's partial frame) and ``"rate"`` (input a rate limit holds
+    back), each with ``update(transport, part, held_bytes)``. When the total
+    passes ``max_bytes``, the connections holding the most are told to let
+    go (``transport.input_budget_exceeded(held, max_bytes)`` closes it with a
+    logged reason) until the total is back under the cap: those hoarding the
+    most pay. ``forget(transport)`` when a connection closes. Cost: a dict
+    write when a holding changes (a connection whose frames end inside each
+    chunk holds nothing and reports nothing); O(holders) only past the cap.
+    """
+
+    __slots__ = ("max_bytes", "total", "_held")
+
+    PARTS = ("frames", "rate")
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.total = 0
+        self._held: Dict[Any, int] = {}         # (transport, part) -> bytes
+
+    def update(self, transport: Any, part: str, held_bytes: int) -> None:
+        """Record that ``transport`` now holds ``held_bytes`` for ``part``; enforce the cap."""
+        key = (transport, part)
+        before = self._held.pop(key, 0)
+        if held_bytes:
+            self._held[key] = held_bytes
+        self.total += held_bytes - before
+        while self.total > self.max_bytes and self._held:
+            largest = max(self._held, key=self._held.__getitem__)
+            held = self._held.pop(largest)
+            self.total -= held
+            largest[0].input_budget_exceeded(held, self.max_bytes)
+
+    def forget(self, transport: Any) -> None:
+        """Drop every holding of a connection that closed."""
+        for part in self.PARTS:
+            self.total -= self._held.pop((transport, part), 0)
 
 
 _thread_buffers = threading.local()

@@ -103,6 +103,17 @@ class TLSHandshakeTimeoutError(ReactorError, TimeoutError):
     """A TLS handshake did not finish within its timeout (a stalled or slowloris peer)."""
 
 
+class TLSProtocolError(ReactorError, ConnectionError):
+    """The TLS layer failed after the handshake (a bad record, a bad MAC, an alert).
+
+    ``__cause__`` is the ``ssl.SSLError``. A server counts it under ``tls``
+    and logs it through its rate-limited abuse log: 2,000 peers sending one
+    bad record each make two log lines, not 2,000.
+    """
+
+    reason = "tls"
+
+
 class DatagramTooLargeError(ReactorError, ValueError):
     """A datagram is larger than the socket can send in one piece (65,507 B over IPv4 UDP)."""
 
@@ -135,6 +146,19 @@ class FirstFrameTimeoutError(ProtectionError, TimeoutError):
     """The peer sent no complete first frame within ``Limits.first_frame_timeout_seconds``."""
 
     reason = "timeout"
+
+
+class FrameTimeoutError(ProtectionError, TimeoutError):
+    """A frame that had begun was not complete within ``Limits.frame_progress_timeout_seconds``."""
+
+    reason = "timeout"
+
+
+class InputBudgetError(ProtectionError):
+    """The server's bytes held in partial frames passed ``Limits.max_buffered_input_bytes``,
+    and this connection held the most."""
+
+    reason = "input_budget"
 
 
 class RateLimitError(ProtectionError):

@@ -12,13 +12,17 @@ numbers                          enforced in                            default 
 water marks, read sizes          ``streams.py``, ``datagrams.py``       64 KiB / 16 KiB   yes
 send buffer hard / soft caps     ``streams.py``                         32 MiB / 8 MiB    yes
 datagrams per event, queue       ``datagrams.py``                       64, 256 KiB       yes
+datagram reflection ports        ``datagrams.py`` (listening sockets)   10 ports, < 1024  no
+frames per pass                  ``framed.py``                          64                yes
+frame progress timeout           ``framed.py``                          30 s              yes
+input budget (held input)        ``server.py``, ``buffers.py``          64 MiB            no
 accept batch, backlog, back-off  ``server.py``                          64, 1024, 0.1 s   no
 max_connections                  ``server.py``                          no cap            no
 connect timeout                  ``client.py``                          10 s              yes
 per-IP cap, allow / deny         ``protect/admission.py``               off               no
 idle / first-frame timeouts      ``protect/guard.py``                   off               yes
 auth timeout                     ``protect/guard.py``, ``client_auth``  10 s              yes
-per-connection rates             ``protect/guard.py`` (``ratelimit``)   off               yes
+per-connection rates, debt cap   ``protect/shaper.py`` (``ratelimit``)  off, 60 s         yes
 per-address rates, abuse log     ``protect/``                           off, 10 s         no
 ===============================  =====================================  ================  =======
 
@@ -244,22 +248,35 @@ def parse_networks(networks: Any, what: str = "network") -> Tuple[Network, ...]:
     """Return ``networks`` (CIDR strings or network objects) as a tuple of networks.
 
     Host bits are allowed (``10.1.2.3/8`` means ``10.0.0.0/8``) and a bare
-    address is a one-address network. Raises ``ValueError`` naming the bad
-    entry.
+    address is a one-address network. An IPv4-mapped IPv6 network
+    (``::ffff:127.0.0.0/104``) becomes the IPv4 network it names
+    (``127.0.0.0/8``): clients are judged by their IPv4 address, so the
+    mapped form would otherwise never match. Raises ``ValueError`` naming
+    the bad entry.
     """
     if isinstance(networks, (str, bytes)):
         networks = (networks,)
     parsed = []
     for entry in networks:
         if isinstance(entry, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-            parsed.append(entry)
-            continue
-        try:
-            parsed.append(ipaddress.ip_network(entry, strict=False))
-        except (ValueError, TypeError):
-            raise ValueError("%s: %r is not an IPv4 or IPv6 network (CIDR, such as "
-                             "10.0.0.0/8 or 2001:db8::/32)" % (what, entry)) from None
+            network = entry
+        else:
+            try:
+                network = ipaddress.ip_network(entry, strict=False)
+            except (ValueError, TypeError):
+                raise ValueError("%s: %r is not an IPv4 or IPv6 network (CIDR, such as "
+                                 "10.0.0.0/8 or 2001:db8::/32)" % (what, entry)) from None
+        parsed.append(_unmapped(network))
     return tuple(parsed)
+
+
+def _unmapped(network: Network) -> Network:
+    """Return an IPv4-mapped IPv6 network (inside ``::ffff:0:0/96``) as its IPv4 network."""
+    if (network.version == 6 and network.prefixlen >= 96
+            and network.network_address.ipv4_mapped is not None):  # type: ignore[union-attr]
+        return ipaddress.ip_network((network.network_address.ipv4_mapped,  # type: ignore
+                                     network.prefixlen - 96))
+    return network
 
 
 #: Fields holding a number (or None where the default is None); checked first,

@@ -111,6 +111,15 @@ class DatagramProtocol(BaseProtocol):
         """Handle a send or receive error (such as ICMP port unreachable); the socket stays open."""
 
 
+#: Why reading is held, as bits of one mask: the app's own ``pause_reading``,
+#: a framed protocol working through frames it already has, a rate limit
+#: waiting for credit. Each holder releases only its own bit, so one never
+#: undoes another (the app resuming does not end rate shaping).
+PAUSED_BY_APP = 1
+HOLD_FRAMES = 2
+HOLD_RATE = 4
+
+
 class Layer:
     """A two-faced layer: the protocol of the transport below, the transport of the app above.
 
@@ -191,6 +200,30 @@ class Layer:
     def run_protected(self, callback: Any, *args: Any) -> None:
         """Run ``callback(*args)`` under the connection's failure policy (see the module doc)."""
         self._transport.run_protected(callback, *args)
+
+    def pause_reading(self) -> None:
+        """Stop reading (the app's pause; other holds are separate bits)."""
+        self.hold_reading(PAUSED_BY_APP)
+
+    def resume_reading(self) -> None:
+        """Read again, unless something else still holds reading."""
+        self.release_reading(PAUSED_BY_APP)
+
+    def hold_reading(self, reason: int) -> None:
+        """Stop reading for ``reason`` (a bit: ``HOLD_FRAMES``, ``HOLD_RATE``)."""
+        self._transport.hold_reading(reason)
+
+    def release_reading(self, reason: int) -> None:
+        """Drop the hold for ``reason``; reading resumes once no reason is left."""
+        self._transport.release_reading(reason)
+
+    def is_reading(self) -> bool:
+        """Tell whether data is being read and delivered."""
+        return bool(self._transport.is_reading())
+
+    def peer_has_closed(self) -> bool:
+        """Tell, without reading, whether the peer closed or reset (see ``StreamTransport``)."""
+        return bool(self._transport.peer_has_closed())
 
     # -- the protocol face (to the transport below) ------------------------------------
 

@@ -35,6 +35,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .accept import Acceptor, describe_socket
 from .addresses import format_address
+from .buffers import InputBudget
 from .errors import ProtectionError, ProtectionsUnavailableError
 from .policy import DEFAULT_LIMITS, Limits
 from .sockets import inode, unlink_if_ours
@@ -50,7 +51,8 @@ logger = logging.getLogger("reactor")
 
 #: Every reason a server may refuse or close a connection, in display order.
 REJECTION_REASONS = ("filter", "max_connections", "per_ip", "out_of_fds", "tls_handshake",
-                     "auth", "timeout", "framing", "rate", "slow_consumer")
+                     "tls", "auth", "timeout", "framing", "input_budget", "rate",
+                     "slow_consumer")
 
 
 class Server:
@@ -99,6 +101,9 @@ class Server:
         self._abuse = (protect.AbuseLog(limits.abuse_log_interval_seconds)
                        if protect is not None else None)
         self._abuse_timer: Any = None
+        #: Bytes held in partial frames and rate-held input, across connections.
+        self.input_budget = (InputBudget(limits.max_buffered_input_bytes)
+                             if limits.max_buffered_input_bytes else None)
         self._closed = False
         self._shutdown_timer: Any = None
         self._on_shutdown: Optional[Callable[[], None]] = None
@@ -185,6 +190,8 @@ class Server:
     def connection_closed(self, transport: StreamTransport) -> None:
         """Forget a closed connection (called by its transport, once)."""
         entry = self._connections.pop(transport, None)
+        if self.input_budget is not None:
+            self.input_budget.forget(transport)
         if entry is not None:
             _, app, client = entry
             _add_traffic(self._counters, transport, app)

@@ -1,4 +1,4 @@
-"""Making sockets: listening TCP and Unix sockets, datagram sockets, Unix socket files.
+"""Sockets: making listening and datagram sockets, Unix socket files, asking a socket about its peer.
 
 Everything here runs once per server or client, before the loop is
 involved: create a socket, set its options, bind, listen, and make it
@@ -15,6 +15,7 @@ removes its file only if the path still holds the very file it created
 
 import errno
 import os
+import select
 import socket
 import stat
 from typing import Any, List, Optional, Tuple
@@ -23,6 +24,8 @@ from .errors import InvalidAddressError
 from .policy import Limits
 
 Inode = Tuple[int, int]
+#: Linux's "the peer shut its sending side" poll event (0 where there is none).
+_POLLRDHUP = getattr(select, "POLLRDHUP", 0)
 
 
 def bind_tcp(host: Optional[str], port: int, limits: Limits,
@@ -115,6 +118,29 @@ def set_reuse_port(sock: socket.socket) -> None:
     if not hasattr(socket, "SO_REUSEPORT"):
         raise ValueError("reuse_port is not supported on this platform")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+
+
+def peer_has_closed(sock: socket.socket) -> bool:
+    """Tell, without reading, whether the peer of a connected stream socket closed or reset it.
+
+    A peek finds a reset, or an EOF with nothing pending before it. Behind
+    pending data a peek sees only the data; there Linux's ``POLLRDHUP``
+    tells that the peer shut its sending side (elsewhere: False until the
+    data is read).
+    """
+    try:
+        pending = sock.recv(1, socket.MSG_PEEK)
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+    if not pending:
+        return True
+    if _POLLRDHUP:
+        poller = select.poll()
+        poller.register(sock.fileno(), _POLLRDHUP)
+        return bool(poller.poll(0))
+    return False
 
 
 def remove_stale_socket(path: str, kind: int = socket.SOCK_STREAM) -> None:

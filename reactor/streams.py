@@ -36,21 +36,22 @@ shut, nothing can move any more, so the transport closes itself and
 ``connection_lost(None)`` follows (asyncio leaves such a transport open
 until ``close()``; there is nothing left to use it for).
 
-The life cycle, ``connection_lost`` exactly once and the failure policy for
-protocol callbacks are shared with datagram transports (``transports.py``):
-``connection_lost`` gets None for a clean close (ours or the peer's) and
-the exception for an error (a reset, a broken pipe, a protocol bug).
+The life cycle, ``connection_lost`` exactly once (None for a clean close,
+else the error) and the failure policy are shared with datagram transports
+(``transports.py``).
 """
 
 import errno
+import functools
 import logging
 import socket
 from typing import Any, Dict, Iterable, Optional
 
 from .buffers import SendBuffer, immutable_tail, thread_read_buffer
-from .errors import SlowConsumerError, TransportClosedError
+from .errors import InputBudgetError, SlowConsumerError, TransportClosedError
 from .loop import EVENT_READ, EVENT_WRITE
 from .policy import DEFAULT_LIMITS, Limits
+from .sockets import peer_has_closed
 from .transports import _CLOSED, _CLOSING, _OPEN, SocketTransport, TransportState
 
 logger = logging.getLogger("reactor")
@@ -84,11 +85,11 @@ class StreamTransport(SocketTransport):
     the socket.
     """
 
-    __slots__ = ("_send_buffer", "_reading_paused", "_eof_pending", "_eof_sent", "_eof_received",
+    __slots__ = ("_send_buffer", "_eof_pending", "_eof_sent", "_eof_received",
                  "_closed_locally", "_peername", "_read_view", "_read_chunk",
                  "_max_read_per_event", "_extra", "bytes_received", "bytes_sent",
                  "_hard_cap", "_soft_cap", "_soft_cap_seconds", "_soft_cap_timer",
-                 "_over_soft_cap_since", "_lost_error")
+                 "_over_soft_cap_since", "_lost_error", "_limits")
 
     def __init__(self, loop: Any, sock: socket.socket, protocol: Any,
                  peername: Any = None, owner: Any = None,
@@ -96,7 +97,6 @@ class StreamTransport(SocketTransport):
                  extra: Optional[Dict[str, Any]] = None) -> None:
         super().__init__(loop, sock, protocol, owner, limits)
         self._send_buffer: Optional[SendBuffer] = None   # exists only while bytes wait
-        self._reading_paused = False
         self._eof_pending = False
         self._eof_sent = False
         self._eof_received = False
@@ -115,6 +115,7 @@ class StreamTransport(SocketTransport):
         self._soft_cap_timer: Any = None
         self._over_soft_cap_since: Optional[float] = None
         self._lost_error: Optional[BaseException] = None
+        self._limits = limits
 
     # -- the loop's calls (hot path) ------------------------------------------
 
@@ -281,21 +282,19 @@ class StreamTransport(SocketTransport):
         self._update_interest()
         self._loop.call_later(CLOSE_LINGER_SECONDS, self._linger_expired)
 
-    def pause_reading(self) -> None:
-        """Stop reading; the kernel buffer fills and TCP slows the peer down."""
-        if not self._reading_paused:
-            self._reading_paused = True
-            self._update_interest()
-
-    def resume_reading(self) -> None:
-        """Read again after ``pause_reading()``."""
-        if self._reading_paused:
-            self._reading_paused = False
-            self._update_interest()
-
     def is_reading(self) -> bool:
-        """Tell whether the transport is reading (open, not paused, no EOF yet)."""
-        return self._state is _OPEN and not self._reading_paused and not self._eof_received
+        """Tell whether the transport is reading (open, not paused or held, no EOF yet)."""
+        return self._state is _OPEN and not self._read_holds and not self._eof_received
+
+    def peer_has_closed(self) -> bool:
+        """Tell, without reading, whether the peer has closed or reset the connection.
+
+        For a connection that is not reading (a rate limit holds it): with
+        no read interest the loop never sees the peer's FIN or RST.
+        """
+        if self._state is not _OPEN or self._eof_received:
+            return self._state is _CLOSED
+        return peer_has_closed(self._sock)
 
     def get_write_buffer_size(self) -> int:
         """Return the number of bytes queued and not yet taken by the kernel."""
@@ -312,6 +311,11 @@ class StreamTransport(SocketTransport):
             return self._peername if self._peername is not None else default
         if name in ("sockname", "socket"):
             return super().get_extra_info(name, default)
+        if name == "limits":
+            return self._limits
+        if name == "input_budget":                # report_held(part, bytes), or None
+            budget = getattr(self._owner, "input_budget", None)
+            return None if budget is None else functools.partial(budget.update, self)
         if self._extra is not None:
             return self._extra.get(name, default)
         return default
@@ -335,6 +339,12 @@ class StreamTransport(SocketTransport):
         if ((buffer.nbytes > self._soft_cap or buffer.nbytes > self._hard_cap)
                 and self._state is not _CLOSED):
             self._check_send_caps(buffer.nbytes)
+
+    def input_budget_exceeded(self, held_bytes: int, max_bytes: int) -> None:
+        """The server's input budget is spent and this connection holds the most: close it."""
+        self.close_with_error(InputBudgetError(
+            "%d bytes of input held (a partial frame, or input over a rate) when the server's "
+            "held input passed its budget of %d bytes" % (held_bytes, max_bytes)), flush=False)
 
     def _check_send_caps(self, nbytes: int) -> None:
         """The buffer passed a cap: close if it is the hard one, else start the soft one's clock.
@@ -375,7 +385,7 @@ class StreamTransport(SocketTransport):
     def _update_interest(self) -> None:
         """Make the selector registration match what the transport wants now."""
         events = 0
-        if self._state is _OPEN and not self._reading_paused and not self._eof_received:
+        if self._state is _OPEN and not self._read_holds and not self._eof_received:
             events = EVENT_READ
         if self._send_buffer is not None and self._state is not _CLOSED:
             events |= EVENT_WRITE

@@ -31,9 +31,10 @@ Lifecycle (``TLSState``)::
 * A peer that closes the TCP connection without close_notify may be
   truncating the stream: every byte already decrypted has been delivered,
   and ``connection_lost`` gets an ``ssl.SSLEOFError`` that says so.
-* Backpressure passes through: ``pause_reading`` stops the socket reads
-  (and the delivery of what is already decrypted), and the stream
-  transport's ``pause_writing`` reaches the application.
+* Backpressure passes through: ``pause_reading`` (and any other hold,
+  ``hold_reading``) stops the socket reads and the delivery of what is
+  already decrypted, and the stream transport's ``pause_writing`` reaches
+  the application.
 """
 
 import enum
@@ -42,7 +43,7 @@ import ssl
 from typing import Any, Callable, Optional
 
 from .addresses import format_address
-from .errors import TLSHandshakeTimeoutError, TransportClosedError
+from .errors import TLSHandshakeTimeoutError, TLSProtocolError, TransportClosedError
 from .protocols import Layer
 
 logger = logging.getLogger("reactor")
@@ -71,7 +72,7 @@ class TLSTransport(Layer):
 
     __slots__ = ("_context", "_server_side", "_server_hostname", "_handshake_timeout",
                  "_shutdown_timeout", "_on_handshake_error", "_incoming", "_outgoing",
-                 "_sslobj", "_state", "_timer", "_reading_paused", "_app_made",
+                 "_sslobj", "_state", "_timer", "_read_holds", "_app_made",
                  "_lost_reason", "_closed_locally")
 
     def __init__(self, loop: Any, context: ssl.SSLContext, app_protocol: Any,
@@ -91,7 +92,7 @@ class TLSTransport(Layer):
         self._sslobj: Optional[ssl.SSLObject] = None
         self._state = TLSState.HANDSHAKING
         self._timer: Any = None                 # handshake deadline, then shutdown deadline
-        self._reading_paused = False
+        self._read_holds = 0                    # bits of protocols.PAUSED_BY_APP, HOLD_*
         self._app_made = False
         self._lost_reason: Optional[BaseException] = None
         self._closed_locally = False
@@ -223,24 +224,25 @@ class TLSTransport(Layer):
         """Tell whether the connection is closing or closed."""
         return self._state is not TLSState.OPEN
 
-    def pause_reading(self) -> None:
-        """Stop reading and delivering, even data already decrypted."""
-        if not self._reading_paused:
-            self._reading_paused = True
-            self._transport.pause_reading()
+    def hold_reading(self, reason: int) -> None:
+        """Stop reading and delivering for ``reason``, even data already decrypted."""
+        if not self._read_holds & reason:
+            self._read_holds |= reason
+            self._transport.hold_reading(reason)
 
-    def resume_reading(self) -> None:
-        """Read and deliver again."""
-        if self._reading_paused:
-            self._reading_paused = False
-            self._transport.resume_reading()
-            # What the SSL object already holds, delivered in a later pass,
-            # under the connection's failure policy.
-            self._loop.call_soon(self._transport.run_protected, self._deliver)
+    def release_reading(self, reason: int) -> None:
+        """Drop the hold for ``reason``; read and deliver again once none is left."""
+        if self._read_holds & reason:
+            self._read_holds &= ~reason
+            self._transport.release_reading(reason)
+            if not self._read_holds:
+                # What the SSL object already holds, delivered in a later pass,
+                # under the connection's failure policy.
+                self._loop.call_soon(self._transport.run_protected, self._deliver)
 
     def is_reading(self) -> bool:
         """Tell whether the transport is delivering data."""
-        return self._state is TLSState.OPEN and not self._reading_paused
+        return self._state is TLSState.OPEN and not self._read_holds
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """Return TLS details (``ssl_object``, ``peercert``, ``cipher``,
@@ -291,7 +293,7 @@ class TLSTransport(Layer):
         # Hot path: once per ciphertext chunk.
         sslobj = self._sslobj
         # While CLOSING we read on, paused or not: the peer's close_notify is due.
-        while ((self._state is TLSState.OPEN and not self._reading_paused)
+        while ((self._state is TLSState.OPEN and not self._read_holds)
                or self._state is TLSState.CLOSING):
             try:
                 chunk = sslobj.read(READ_CHUNK_BYTES)
@@ -346,9 +348,11 @@ class TLSTransport(Layer):
                 self._transport.write(data)
 
     def _fatal(self, exc: BaseException) -> None:
-        logger.warning("TLS error with %s, closing: %s", self._peer(), exc)
-        self._lost_reason = exc
-        self._transport.abort()
+        """A TLS error after the handshake: close for that reason (counted, rate-limited log)."""
+        error = TLSProtocolError("TLS error with %s: %s" % (self._peer(), describe_tls_error(exc)))
+        error.__cause__ = exc
+        self._lost_reason = error
+        self._transport.close_with_error(error, flush=False)
 
     def _handshake_failed(self, exc: BaseException) -> None:
         self._cancel_timer()

@@ -7,6 +7,8 @@ share everything else, which lives here (asyncio's ``_SelectorTransport``
 plays the same part):
 
 * the state (``TransportState``) and ``is_closing``;
+* why reading is held (``pause_reading`` for the app, ``hold_reading`` for
+  layers: bits of one mask, each released on its own);
 * the water marks of our sending side: above the high mark queued,
   ``pause_writing()``; drained to the low mark, ``resume_writing()``
   (``_check_high_water`` / ``_check_low_water``, once each per change);
@@ -39,7 +41,7 @@ from typing import Any, Optional, Tuple
 from .addresses import format_address
 from .loop import EVENT_READ
 from .policy import DEFAULT_LIMITS, Limits, water_marks
-from .protocols import LOST_PROTOCOL, innermost_protocol
+from .protocols import LOST_PROTOCOL, PAUSED_BY_APP, innermost_protocol
 
 logger = logging.getLogger("reactor")
 
@@ -68,7 +70,7 @@ class SocketTransport:
     """
 
     __slots__ = ("_loop", "_sock", "_fd", "_protocol", "_state", "_interest", "_owner",
-                 "_high_water", "_low_water", "_writing_paused", "__weakref__")
+                 "_high_water", "_low_water", "_writing_paused", "_read_holds", "__weakref__")
 
     def __init__(self, loop: Any, sock: socket.socket, protocol: Any, owner: Any = None,
                  limits: Limits = DEFAULT_LIMITS) -> None:
@@ -82,6 +84,7 @@ class SocketTransport:
         self._high_water = limits.high_water_bytes
         self._low_water = limits.low_water_bytes
         self._writing_paused = False
+        self._read_holds = 0          # why reading is held: bits of protocols.PAUSED_BY_APP ...
 
     @property
     def loop(self) -> Any:
@@ -110,6 +113,31 @@ class SocketTransport:
     def set_protocol(self, protocol: Any) -> None:
         """Call ``protocol`` from now on (a layer that finished its work hands over)."""
         self._protocol = protocol
+
+    def pause_reading(self) -> None:
+        """Stop reading; the kernel buffer fills and TCP slows the peer down."""
+        self.hold_reading(PAUSED_BY_APP)
+
+    def resume_reading(self) -> None:
+        """Read again after ``pause_reading()`` (unless a layer still holds reading)."""
+        self.release_reading(PAUSED_BY_APP)
+
+    def hold_reading(self, reason: int) -> None:
+        """Stop reading for ``reason``, one bit of a mask (``protocols.HOLD_FRAMES`` ...).
+
+        For layers and framed protocols; applications use ``pause_reading``.
+        Each reason is released on its own, so a rate limit's hold and the
+        app's pause never undo each other.
+        """
+        if not self._read_holds & reason:
+            self._read_holds |= reason
+            self._update_interest()
+
+    def release_reading(self, reason: int) -> None:
+        """Drop the hold for ``reason``; reading resumes when no reason is left."""
+        if self._read_holds & reason:
+            self._read_holds &= ~reason
+            self._update_interest()
 
     def get_write_buffer_size(self) -> int:
         """Return the number of bytes queued and not yet taken by the kernel."""

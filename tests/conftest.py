@@ -41,3 +41,21 @@ def fake_loop(clock, selector_class):
     reactor_loop = Reactor(selector=selector_class(), clock=clock)
     yield reactor_loop
     reactor_loop.close()
+
+
+@pytest.fixture
+def net():
+    """A real-clock reactor on the default selector."""
+    loop = Reactor()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture
+def fake_net():
+    """A reactor whose time moves only when the test moves ``fake_net.clock``."""
+    clock = FakeClock(5000.0)
+    loop = Reactor(clock=clock)
+    loop.clock = clock
+    yield loop
+    loop.close()

@@ -12,37 +12,19 @@ import time
 
 import pytest
 
-from reactor import FakeClock, FramedProtocol, Limits, Reactor, StreamTransport
+from reactor import FramedProtocol, Limits, StreamTransport
 from reactor.protect.auth import FAILURE_MESSAGE, PskAuth, TokenAuth, parse_challenge, psk_answer
 from reactor.errors import AuthenticationError, FirstFrameTimeoutError
 from reactor.framing import LengthPrefixFramer, LineFramer
 from reactor.policy import Rate
 
-from .support.certs import SERVER_HOSTNAME, client_ctx, server_ctx
+from .support.certs import CA, SERVER_HOSTNAME, client_ctx, server_ctx
 from .support.loops import advance, run_until
 from .support.peers import Peer, has_ipv6_loopback
 from .support.recorders import Recorder, random_payload
 
 TOKEN = b"test-token-0123456789"
 PSK = b"test-psk-0123456789abcdef"
-
-
-@pytest.fixture
-def net():
-    """A real-clock reactor on the default selector."""
-    loop = Reactor()
-    yield loop
-    loop.close()
-
-
-@pytest.fixture
-def fake_net():
-    """A reactor whose time moves only when the test moves ``fake_net.clock``."""
-    clock = FakeClock(5000.0)
-    loop = Reactor(clock=clock)
-    loop.clock = clock
-    yield loop
-    loop.close()
 
 
 def serve(loop, factory=None, host="127.0.0.1", auth=None, ssl=None, **limit_changes):
@@ -289,38 +271,37 @@ def test_shaping_delivers_every_byte_at_no_more_than_the_rate(net):
     server.close()
 
 
-def test_message_rate_pauses_reading_until_the_bucket_refills(fake_net):
-    """20 lines at 10/s with a burst of 5: all 20 arrive, then reading pauses for 1.5 s."""
+def test_message_rate_is_paid_per_frame_before_the_app_sees_it(fake_net):
+    """20 lines at 10/s with a burst of 5: 5 arrive at once, then one per 0.1 s; reading is held
+    meanwhile and resumes once every frame has been paid for."""
     server, made, address = serve(fake_net, Lines, rate_messages=Rate(10, burst=5))
     peer = Peer(fake_net, address)
     peer.send(b"".join(b"line %d\n" % i for i in range(20)))
-    run_until(fake_net, lambda: made and len(made[0].lines) == 20)
-    transport = made[0].transport
-    assert not transport.is_reading()
-    peer.send(b"later\n")
+    run_until(fake_net, lambda: made and len(made[0].lines) == 5)
     peer.pump(20)
-    assert len(made[0].lines) == 20
-    advance(fake_net, fake_net.clock, 1.49)
-    assert not transport.is_reading()
-    advance(fake_net, fake_net.clock, 0.02)
-    run_until(fake_net, lambda: made[0].lines[-1:] == [b"later"])
-    assert not transport.is_reading()                # 0.1 token had refilled: 0.9 of debt
-    advance(fake_net, fake_net.clock, 0.09)
+    transport = made[0].transport
+    assert len(made[0].lines) == 5 and not transport.is_reading()
+    for paid in range(6, 21):                        # (0.101: wheel ticks round deadlines up)
+        advance(fake_net, fake_net.clock, 0.101)
+        assert len(made[0].lines) == paid
+    assert made[0].lines == [b"line %d" % i for i in range(20)]
+    advance(fake_net, fake_net.clock, 0.101)
     assert transport.is_reading()
     peer.close()
     server.close()
 
 
 def test_app_pause_and_rate_pause_do_not_undo_each_other(fake_net):
-    """When the rate pause ends, reading stays off if the app itself paused it."""
+    """When the rate hold ends, reading stays off if the app itself paused it."""
     server, made, address = serve(fake_net, Lines, rate_messages=Rate(1, burst=1))
     peer = Peer(fake_net, address)
     peer.send(b"a\nb\n")
-    run_until(fake_net, lambda: made and len(made[0].lines) == 2)
+    run_until(fake_net, lambda: made and made[0].lines == [b"a"])
     transport = made[0].transport
     transport.pause_reading()                        # the app's own reason
     advance(fake_net, fake_net.clock, 5)
-    assert not transport.is_reading()
+    assert made[0].lines == [b"a", b"b"]             # paid for: delivered
+    assert not transport.is_reading()                # but the app's pause stands
     transport.resume_reading()
     assert transport.is_reading()
     peer.close()
@@ -337,8 +318,10 @@ def test_per_ip_bucket_is_shared_by_that_clients_connections(fake_net):
     run_until(fake_net, lambda: len(made[0].lines) == 6)
     assert made[0].transport.is_reading()            # 6 of the 10 tokens
     second.send(b"y\n" * 6)
-    run_until(fake_net, lambda: len(made[1].lines) == 6)
-    assert not made[1].transport.is_reading()        # 12 > 10: this one pays the debt
+    run_until(fake_net, lambda: not made[1].transport.is_reading())
+    second.pump(10)
+    # What is left of the shared burst (less the first's lease, a sixteenth) gets through.
+    assert 3 <= len(made[1].lines) <= 4
     other.send(b"z\n" * 6)
     run_until(fake_net, lambda: len(made[2].lines) == 6)
     assert made[2].transport.is_reading()
@@ -672,27 +655,109 @@ def test_chat_tells_the_room_when_a_member_is_dropped_for_idling(fake_net):
 
 
 def test_reconnecting_does_not_reset_a_clients_bucket(fake_net):
-    """A client back after overdrawing its bucket is still in debt; once refilled, forgotten."""
+    """A new connection from an address whose bucket is spent starts held; the record rests
+    after the client leaves until the bucket refills, then is forgotten."""
     server, made, address = serve(fake_net, Lines, ip_rate_messages=Rate(10, burst=10))
     first = Peer(fake_net, address, "127.0.0.2")
-    first.send(b"x\n" * 30)                          # 20 messages of debt: 2 s
-    run_until(fake_net, lambda: made and len(made[0].lines) == 30)
-    assert server.stats()["rate_pauses"] == 1
-    first.close()                                    # seen once reading resumes, at 2 s
-    advance(fake_net, fake_net.clock, 2.0)
-    run_until(fake_net, lambda: len(server) == 0)
-    assert (server.stats()["clients"], server.stats()["clients_resting"]) == (0, 1)
-    again = Peer(fake_net, address, "127.0.0.2")
+    first.send(b"x\n" * 30)
+    run_until(fake_net, lambda: made and len(made[0].lines) == 10)
+    first.pump(10)
+    assert len(made[0].lines) == 10 and server.stats()["rate_pauses"] == 1
+    again = Peer(fake_net, address, "127.0.0.2")     # the same client, a fresh connection
     again.send(b"y\n")
-    run_until(fake_net, lambda: len(made) == 2 and made[1].lines == [b"y"])
-    assert not made[1].transport.is_reading()        # an empty bucket: 1 message of debt
-    assert server.stats()["rate_pauses"] == 2
+    run_until(fake_net, lambda: len(made) == 2)
+    again.pump(10)
+    assert made[1].lines == [] and not made[1].transport.is_reading()   # starts held
+    first.close()                                    # noticed by the held connection's probe
+    for _ in range(3):
+        advance(fake_net, fake_net.clock, 0.102)
+    run_until(fake_net, lambda: made[1].lines == [b"y"] and len(server) == 1)
     again.close()
-    advance(fake_net, fake_net.clock, 0.2)
-    run_until(fake_net, lambda: len(server) == 0)
+    run_until(fake_net, lambda: len(server) == 0)   # at once: the bucket is still refilling
+    assert (server.stats()["clients"], server.stats()["clients_resting"]) == (0, 1)
     advance(fake_net, fake_net.clock, 3)             # refilled
     other = Peer(fake_net, address, "127.0.0.3")     # a new client sweeps settled records
     run_until(fake_net, lambda: len(server) == 1)
     assert (server.stats()["clients"], server.stats()["clients_resting"]) == (1, 0)
     other.close()
     server.close()
+
+
+# -- attack-report regressions: TLS errors, mapped rules, token files ----------------
+
+def test_tls_errors_after_the_handshake_are_counted_and_logged_sparingly(net, caplog):
+    """50 peers that finish the handshake then send a bad record: each is closed and counted
+    under 'tls', and the abuse log writes one line for them, not 50."""
+    import ssl
+    server, made, address = serve(net, ssl=server_ctx())
+    context = ssl.create_default_context(cafile=CA)
+    with caplog.at_level(logging.WARNING, logger="reactor"):
+        for count in range(1, 51):
+            tls = context.wrap_socket(socket.create_connection(address, timeout=5),
+                                      server_hostname=SERVER_HOSTNAME,
+                                      do_handshake_on_connect=False)
+            tls.setblocking(False)
+
+            def handshake():
+                try:
+                    tls.do_handshake()
+                    return True
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    return False
+            run_until(net, handshake)
+            # Below TLS (the plain socket's sendall): an application-data record
+            # header, then 32 bytes that fail the record's authentication.
+            socket.socket.sendall(tls, b"\x17\x03\x03\x00\x20" + b"\x00" * 32)
+            run_until(net, lambda: server.stats()["rejected_tls"] == count)
+            tls.close()
+    tls_lines = [r for r in caplog.records if "(tls)" in r.getMessage()]
+    assert len(tls_lines) == 1
+    server.close()
+
+
+def test_an_ipv4_mapped_rule_is_normalized_to_ipv4():
+    """deny ::ffff:127.0.0.0/104 means 127.0.0.0/8 (clients are judged as IPv4), not a rule
+    that silently never matches."""
+    import ipaddress
+    limits = Limits(deny=["::ffff:127.0.0.0/104"], allow=["::ffff:10.1.2.3"])
+    assert limits.deny == (ipaddress.ip_network("127.0.0.0/8"),)
+    assert limits.allow == (ipaddress.ip_network("10.1.2.3/32"),)
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+def test_a_mapped_deny_rule_refuses_ipv4_clients_of_a_dual_stack_server(net):
+    """On a dual-stack listener, --deny ::ffff:127.0.0.0/104 refuses 127.0.0.1."""
+    server, made, address = serve(net, host="::", deny=["::ffff:127.0.0.0/104"])
+    peer = Peer(net, ("127.0.0.1", address[1]))
+    peer.wait_closed()
+    assert made == [] and server.stats()["rejected_filter"] == 1
+    peer.close()
+    server.close()
+
+
+def test_a_token_file_with_a_bom_and_crlf_lines_works(tmp_path, net):
+    """A token file saved with a UTF-8 BOM and CRLF line ends gives the token itself; on the
+    wire one CR before the LF is a line ending, two are part of a wrong token."""
+    path = tmp_path / "tokens"
+    path.write_bytes(b"\xef\xbb\xbfs3cret-token\r\nsecond\r\n")
+    auth = TokenAuth.from_file(str(path))
+    assert auth.check(b"s3cret-token") and auth.check(b"second")
+    server, made, address = serve(net, auth=auth)
+    good = Peer(net, address)
+    good.send(b"s3cret-token\r\nhello")
+    good.wait(lambda: good.received == b"hello")
+    bad = Peer(net, address)
+    bad.send(b"s3cret-token\r\r\n")
+    bad.wait_closed()
+    assert bad.received == FAILURE_MESSAGE + b"\n"
+    good.close()
+    bad.close()
+    server.close()
+
+
+def test_a_token_file_that_is_not_utf8_is_refused(tmp_path):
+    """A token file that is not UTF-8 text is refused at start with the byte that is wrong."""
+    path = tmp_path / "tokens"
+    path.write_bytes(b"token\xff\n")
+    with pytest.raises(ValueError, match="is not UTF-8 text"):
+        TokenAuth.from_file(str(path))

@@ -34,6 +34,7 @@ byte. A list of thousands of networks would want a prefix trie instead.
 """
 
 import ipaddress
+from collections import OrderedDict
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from ..addresses import peer_ip
@@ -41,6 +42,10 @@ from ..errors import AccessDeniedError, ProtectionError
 from ..policy import Limits, Network, parse_networks
 from .guard import Guard
 from .ratelimit import bucket
+
+
+#: Resting client records kept at most (about 0.3 KB each).
+MAX_RESTING_CLIENTS = 65536
 
 
 class Admission:
@@ -64,7 +69,7 @@ class Admission:
         #: keys of clients with no open connection whose buckets are still
         #: refilling, oldest first: forgetting them would hand a client that
         #: reconnects a fresh burst
-        self._resting: Dict[str, None] = {}
+        self._resting: "OrderedDict[str, None]" = OrderedDict()
 
     def admit(self, address: Any) -> Optional["ClientRecord"]:
         """Return the client's record (None if not tracked), or raise ``ProtectionError``.
@@ -116,21 +121,25 @@ class Admission:
                 "clients_resting": len(self._resting)}
 
     def _forget_settled_clients(self) -> None:
-        """Drop up to two resting clients whose buckets have refilled (amortised O(1)).
+        """Look at up to four resting clients, oldest first; forget those that have refilled.
 
-        Called once per new client, so resting records cannot pile up
-        faster than new clients arrive, and each lives at most until its
-        buckets refill plus the next new client.
+        Called once per new client, so resting records cannot pile up faster
+        than new clients arrive. One still refilling goes to the back of the
+        line rather than blocking the sweep (a client with a long wait must
+        not keep thousands of settled records behind it). Past
+        ``MAX_RESTING_CLIENTS`` the oldest is forgotten regardless: a bound
+        on memory, at the price of a fresh burst for that one client.
         """
         now = self._loop.time()
-        for _ in range(2):
-            if not self._resting:
+        resting = self._resting
+        for _ in range(4):
+            if not resting:
                 return
-            key = next(iter(self._resting))
-            if not self._clients[key].is_settled(now):
-                return
-            del self._resting[key]
-            del self._clients[key]
+            key, _ = resting.popitem(last=False)     # O(1); a dict's front is not, once
+            if self._clients[key].is_settled(now) or len(resting) >= MAX_RESTING_CLIENTS:
+                del self._clients[key]                # it has many deletions behind it
+            else:
+                resting[key] = None                  # to the back of the line
 
 
 class ClientRecord:

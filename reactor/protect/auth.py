@@ -157,7 +157,9 @@ class ServerHandshake:
             if len(pending) > MAX_AUTH_LINE_BYTES:
                 return self.failure()
             return None
-        line = bytes(pending[:end]).rstrip(b"\r")
+        line = bytes(pending[:end])
+        if line.endswith(b"\r"):                    # a CRLF line ending: one CR, no more
+            line = line[:-1]
         rest = bytes(pending[end + 1:])
         del pending[:]
         if len(line) > MAX_AUTH_LINE_BYTES:
@@ -230,8 +232,17 @@ def _as_bytes(secret: Secret) -> bytes:
 
 
 def _read_secret_lines(path: str, what: str) -> List[bytes]:
+    """Read one secret per line: UTF-8 (a BOM at the start ignored), surrounding blanks
+    and CRs stripped, blank lines skipped."""
     with open(path, "rb") as secret_file:
-        lines = [line.strip() for line in secret_file.read().splitlines()]
+        data = secret_file.read()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError("%s is not UTF-8 text (byte %d)" % (path, exc.start)) from None
+    lines = [line.strip() for line in data.splitlines()]
     secrets_found = [line for line in lines if line]
     if not secrets_found:
         raise ValueError("%s holds no %s (expected one per line)" % (path, what))

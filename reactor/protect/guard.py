@@ -19,11 +19,10 @@ first frame         no complete frame (no byte, for raw protocols)
                     within ``first_frame_timeout_seconds``: close
 idle                no byte received and nothing written for
                     ``idle_timeout_seconds``: close
-rates               token buckets (``ratelimit.py``) for this connection
-                    and for its client address, in bytes and messages;
-                    in debt: stop reading until repaid ("shape"), or close.
-                    Tokens are leased a sixteenth of a burst at a time,
-                    so most reads only subtract from the guard's credit
+rates               token buckets for this connection and its client
+                    address, in bytes and messages, charged *before* the
+                    app sees a byte or a frame (``shaper.py``): what is
+                    not paid for waits, reading held, or closes
 ==================  ===================================================
 
 **One timer per connection, reset, never re-created.** Every deadline
@@ -34,12 +33,12 @@ active meanwhile, resets itself to the new deadline. So a busy connection
 costs one timer firing per idle period, not one timer operation per read.
 A connection is closed no earlier than its deadline, and as late as the
 loop's timers run late: up to a wheel tick (1 ms) plus the selector's
-millisecond rounding of its timeout. The rate limiter has its own timer (the end of a pause),
-made on the first pause and reset for every later one.
+millisecond rounding of its timeout. Idle means no progress: a connection
+whose input the rate limit holds back is idle too.
 
 The app may pause reading for its own reasons (backpressure) while the
-guard pauses it for rate limiting; the transport reads only when neither
-has paused it.
+shaper holds it for rate limiting; each is its own bit of the transport's
+hold mask (``protocols.HOLD_RATE``), so neither undoes the other.
 
 Every close for a reason goes through ``close_with_error``, so the server
 counts it under the error's ``reason`` and logs it, rate-limited.
@@ -48,12 +47,11 @@ counts it under the error's ``reason`` and logs it, rate-limited.
 import enum
 from typing import Any, Dict, Optional
 
-from ..errors import (AuthenticationError, FirstFrameTimeoutError, IdleTimeoutError,
-                      RateLimitError)
+from ..errors import AuthenticationError, FirstFrameTimeoutError, IdleTimeoutError
 from ..framed import FramedProtocol
 from ..policy import Limits
 from ..protocols import Layer
-from .ratelimit import bucket, charge, lease_size, refund
+from .shaper import Shaper
 
 
 class GuardState(enum.Enum):
@@ -64,7 +62,6 @@ class GuardState(enum.Enum):
     CLOSED = "closed"
 
 
-_INF = float("inf")
 _AUTHENTICATING = GuardState.AUTHENTICATING
 _OPEN = GuardState.OPEN
 _CLOSED = GuardState.CLOSED
@@ -80,12 +77,9 @@ class Guard(Layer):
     their side (timeouts and rates; ``network.py`` refuses the rest).
     """
 
-    __slots__ = ("_clock", "_state", "_framed",
-                 "_handshake", "_timer", "_auth_deadline", "_first_frame_deadline",
-                 "_idle_seconds", "_last_activity", "_byte_buckets", "_message_buckets",
-                 "_metered", "_byte_lease", "_message_lease", "_byte_credit",
-                 "_message_credit", "_disconnect_on_rate",
-                 "_rate_timer", "_shaping", "_app_paused", "_limits", "_counters")
+    __slots__ = ("_clock", "_state", "_framed", "_handshake", "_timer", "_auth_deadline",
+                 "_first_frame_deadline", "_idle_seconds", "_last_activity", "_shaper",
+                 "_limits", "_counters")
 
     def __init__(self, loop: Any, app: Any, limits: Limits, client: Any = None,
                  auth: Any = None, counters: Optional[Dict[str, int]] = None) -> None:
@@ -105,25 +99,9 @@ class Guard(Layer):
         self._first_frame_deadline: Optional[float] = None
         self._idle_seconds = limits.idle_timeout_seconds
         self._last_activity = 0.0
-        now = self._clock()
-        byte_buckets = [bucket(limits.rate_bytes, now)]
-        message_buckets = [bucket(limits.rate_messages, now)]
-        if client is not None:
-            byte_buckets.append(client.bytes_bucket)
-            message_buckets.append(client.messages_bucket)
-        self._byte_buckets = tuple(b for b in byte_buckets if b is not None)
-        self._message_buckets = tuple(b for b in message_buckets if b is not None)
-        self._metered = bool(self._byte_buckets or self._message_buckets)
-        # Tokens already paid to every bucket and not yet spent (see
-        # ratelimit.charge); infinite for a kind with no bucket.
-        self._byte_lease = lease_size(self._byte_buckets)
-        self._message_lease = lease_size(self._message_buckets)
-        self._byte_credit = 0.0 if self._byte_buckets else _INF
-        self._message_credit = 0.0 if self._message_buckets else _INF
-        self._disconnect_on_rate = limits.rate_action == "disconnect"
-        self._rate_timer: Any = None
-        self._shaping = False
-        self._app_paused = False
+        rated = limits.rate_bytes or limits.rate_messages or (client is not None and (
+            client.bytes_bucket is not None or client.messages_bucket is not None))
+        self._shaper = Shaper(loop, limits, client, counters, self._clock()) if rated else None
 
     # -- the lower transport's protocol face ------------------------------------
 
@@ -134,6 +112,8 @@ class Guard(Layer):
         limits = self._limits
         if limits.first_frame_timeout_seconds:
             self._first_frame_deadline = now + limits.first_frame_timeout_seconds
+        if self._shaper is not None:
+            self._shaper.start(transport, self._deliver, self._app if self._framed else None, now)
         if self._handshake is not None:
             self._auth_deadline = now + limits.auth_timeout_seconds
             self._arm(now)
@@ -144,32 +124,20 @@ class Guard(Layer):
         self._start_app()
 
     def data_received(self, data: bytes) -> None:
-        """Note the activity, pass the bytes on, then charge the rate buckets."""
+        """Note the activity, have the rates paid (or hold the bytes back), pass the bytes on."""
         # Hot path: once per read of a guarded connection. The common case is
-        # one clock read, a few attribute writes, the app's own call and two
-        # subtractions from the prepaid rate credit (no bucket is touched).
+        # one clock read, an attribute write, two subtractions from the rate
+        # credit the shaper leased (no bucket is touched) and the app's call.
         now = self._clock()
-        self._last_activity = now
         if self._state is not _OPEN:
+            self._last_activity = now
             if self._state is _AUTHENTICATING:
                 self._authenticate(data)
             return
-        app = self._app
-        if self._framed:
-            frames_before = app.frames_in
-            app.data_received(data)
-            messages = app.frames_in - frames_before
-            if messages and self._first_frame_deadline is not None:
-                self._first_frame_deadline = None
-        else:
-            app.data_received(data)
-            messages = 1
-            self._first_frame_deadline = None
-        if self._metered:
-            self._byte_credit -= len(data)
-            self._message_credit -= messages
-            if self._byte_credit < 0.0 or self._message_credit < 0.0:
-                self._settle(now)
+        if self._shaper is not None and not self._shaper.admit_bytes(data, now):
+            return                                   # held back: delivered when paid for
+        self._last_activity = now
+        self._deliver(data)
 
     def eof_received(self) -> Optional[bool]:
         """Pass the peer's half-close on; during auth it simply ends the connection."""
@@ -182,13 +150,8 @@ class Guard(Layer):
         state, self._state = self._state, _CLOSED
         if self._timer is not None:
             self._timer.cancel()
-        if self._rate_timer is not None:
-            self._rate_timer.cancel()
-        if self._metered:                       # give unspent leased tokens back to siblings
-            if self._byte_credit > 0.0 and self._byte_credit != _INF:
-                refund(self._byte_buckets, self._byte_credit)
-            if self._message_credit > 0.0 and self._message_credit != _INF:
-                refund(self._message_buckets, self._message_credit)
+        if self._shaper is not None:
+            self._shaper.close()                 # unspent leased tokens go back to siblings
         if state is _OPEN:
             self._app.connection_lost(exc)
 
@@ -218,21 +181,6 @@ class Guard(Layer):
         """Tell whether the connection is closing or closed."""
         return self._state is _CLOSED or self._transport.is_closing()
 
-    def pause_reading(self) -> None:
-        """Stop reading (the app's own pause; rate shaping pauses independently)."""
-        self._app_paused = True
-        self._transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        """Read again, unless the rate limiter still holds the connection paused."""
-        self._app_paused = False
-        if not self._shaping:
-            self._transport.resume_reading()
-
-    def is_reading(self) -> bool:
-        """Tell whether the app will be given data (not paused by it or by rate shaping)."""
-        return not self._app_paused and not self._shaping and self._transport.is_reading()
-
     def __repr__(self) -> str:
         return "<Guard %s %r>" % (self._state.value, self._transport)
 
@@ -242,6 +190,20 @@ class Guard(Layer):
         """Guard ``protocol`` from now on (the client's auth layer hands over to the app)."""
         self._app = protocol
         self._framed = isinstance(protocol, FramedProtocol)
+        if self._shaper is not None:
+            self._shaper.set_app(protocol if self._framed else None)
+
+    def _deliver(self, data: bytes) -> None:
+        """Hand paid-for bytes to the app; the first frame (first read, if raw) ends that timer."""
+        app = self._app
+        if self._framed:
+            frames_before = app.frames_in
+            app.data_received(data)
+            if app.frames_in != frames_before:
+                self._first_frame_deadline = None
+        else:
+            app.data_received(data)
+            self._first_frame_deadline = None
 
     def _start_app(self) -> None:
         self._state = _OPEN
@@ -270,47 +232,9 @@ class Guard(Layer):
         if handshake.framer is not None:
             app.framer = handshake.framer           # holds any partial frame that followed
             if rest:
-                app.frames_in += len(rest)
-                app.frames_received(rest)
+                app.receive_frames(list(rest))      # charged and bounded like any others
         elif rest:
-            app.data_received(rest)
-
-    def _settle(self, now: float) -> None:
-        """The prepaid credit ran out: charge the buckets, lease more, shape if in debt."""
-        wait = 0.0
-        if self._byte_credit < 0.0:
-            wait, self._byte_credit = charge(self._byte_buckets, -self._byte_credit,
-                                             self._byte_lease, now)
-        if self._message_credit < 0.0:
-            message_wait, self._message_credit = charge(
-                self._message_buckets, -self._message_credit, self._message_lease, now)
-            wait = max(wait, message_wait)
-        if wait > 0.0 and self._state is _OPEN:
-            self._over_rate(wait)
-
-    def _over_rate(self, wait: float) -> None:
-        """A bucket is in debt for ``wait`` seconds: stop reading that long, or disconnect."""
-        if self._disconnect_on_rate:
-            self._transport.close_with_error(RateLimitError(
-                "sent faster than the rate limit (%s)" % self._describe_rates()), flush=False)
-            return
-        self._shaping = True
-        self._transport.pause_reading()
-        if self._counters is not None:
-            self._counters["rate_pauses"] = self._counters.get("rate_pauses", 0) + 1
-        if self._rate_timer is None:
-            self._rate_timer = self._loop.call_later(wait, self._end_shaping)
-        else:
-            self._rate_timer.reset(wait)
-
-    def _describe_rates(self) -> str:
-        return ", ".join(["%.6g bytes/s" % b.per_second for b in self._byte_buckets] +
-                         ["%.6g messages/s" % b.per_second for b in self._message_buckets])
-
-    def _end_shaping(self) -> None:
-        self._shaping = False
-        if self._state is _OPEN and not self._app_paused:
-            self._transport.resume_reading()
+            self.data_received(rest)
 
     def _arm(self, now: float) -> None:
         """Point the one timer at the earliest deadline (making it the first time)."""
@@ -354,10 +278,7 @@ class Guard(Layer):
                 % self._limits.first_frame_timeout_seconds))
             return
         if self._idle_seconds and now >= self._last_activity + self._idle_seconds:
-            if self._shaping:
-                self._last_activity = now           # we stopped reading, not the peer
-            else:
-                transport.close_with_error(IdleTimeoutError(
-                    "idle (no bytes either way) for %.3g s" % self._idle_seconds))
-                return
+            transport.close_with_error(IdleTimeoutError(
+                "idle (no bytes either way) for %.3g s" % self._idle_seconds))
+            return
         self._arm(now)

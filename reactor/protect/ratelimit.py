@@ -10,12 +10,13 @@ how long the debt takes to repay::
     take() returns 0.0 while the balance is >= 0, else debt / per_second:
     the seconds the caller should stop reading for.
 
-The guard (``guard.py``) charges the buckets after each read and, in debt,
-stops reading for that long ("shape"): the kernel's receive buffer fills,
-TCP's window closes, and the sender slows to exactly the rate without
-losing a byte. Over any interval T the units delivered are at most
-``burst + per_second * T`` plus one read (the read that went into debt),
-plus one lease (``charge`` below: burst / 16) when the guard leases.
+The guard (``guard.py``) takes tokens *before* the application sees
+anything (``grant``): bytes and frames the buckets cannot pay for yet are
+held back, reading stops until ``wait_for`` says they have refilled
+("shape"), the kernel's receive buffer fills, TCP's window closes, and the
+sender slows to exactly the rate without losing a byte. Over any interval T
+the units delivered are at most ``burst + per_second * T``, plus one lease
+(burst / 16) when the guard leases.
 
 **One timestamp instead of a balance** (GCRA, the "generic cell rate
 algorithm" of ATM networks, also behind redis-cell). Rather than the token
@@ -115,6 +116,47 @@ def charge(buckets: Sequence[TokenBucket], amount: float, lease: float,
     for token_bucket in buckets:
         token_bucket.full_at += available * token_bucket.seconds_per_token
     return debt_seconds, available
+
+
+def grant(buckets: Sequence[TokenBucket], wanted: float, lease: float,
+          now: float) -> Tuple[float, float]:
+    """Take up to ``wanted`` units that every bucket can pay *now*, without debt; lease more.
+
+    Returns ``(granted, leased)``: ``granted`` <= ``wanted`` units are spent,
+    and up to ``lease`` more are pre-paid to the caller (see ``charge``).
+    Unlike ``charge``, no bucket goes into debt: what cannot be paid is not
+    taken, so the caller holds it back (bytes unread, frames undelivered)
+    and asks again when ``wait_for`` says the buckets have refilled. This is
+    how rates are enforced *before* the application sees anything.
+    """
+    available = wanted + lease
+    for token_bucket in buckets:
+        ahead = token_bucket.full_at - now
+        tokens = token_bucket.burst - (ahead if ahead > 0.0 else 0.0) * token_bucket.per_second
+        if tokens < available:
+            available = tokens
+    if available <= ROUNDING_SECONDS:
+        return 0.0, 0.0
+    for token_bucket in buckets:
+        full_at = token_bucket.full_at
+        if full_at < now:
+            full_at = now
+        token_bucket.full_at = full_at + available * token_bucket.seconds_per_token
+    granted = wanted if available > wanted else available
+    return granted, available - granted
+
+
+def wait_for(buckets: Sequence[TokenBucket], amount: float, now: float) -> float:
+    """Return the seconds until every bucket can pay ``amount`` units (0.0: now)."""
+    wait = 0.0
+    for token_bucket in buckets:
+        ahead = token_bucket.full_at - now
+        if ahead < 0.0:
+            ahead = 0.0
+        needed = ahead - token_bucket.burst_seconds + amount * token_bucket.seconds_per_token
+        if needed > wait:
+            wait = needed
+    return wait
 
 
 def refund(buckets: Sequence[TokenBucket], amount: float) -> None:
