@@ -5,7 +5,8 @@ datagram is worth less than a lost one. So this transport never blocks and
 never lets a queue grow without bound::
 
     select -> on_readable -> recvfrom_into(shared buffer), up to
-              Limits.datagrams_per_event times -> protocol.datagram_received
+              Limits.datagrams_per_event times
+           -> source port screened? (one set lookup) -> protocol.datagram_received
     sendto(data, addr) -> socket.sendto() at once
                        -> kernel buffer full: a bounded queue, flushed by on_writable
                        -> queue past Limits.datagram_queue_bytes: dropped and counted
@@ -16,6 +17,28 @@ silently; Unix datagram sockets read into a buffer as large as their
 receive buffer, which bounds the largest datagram they can be sent.
 Datagrams larger than the socket can send raise
 :class:`~reactor.errors.DatagramTooLargeError` at ``sendto``.
+
+**Reflection loops** (CVE-1999-0103, the echo/chargen loop). Nobody checks
+a UDP source address, so one datagram spoofed "from" a server's own address
+makes an echo answer itself for ever, and one "from" another echo service
+starts a ping-pong between the two. A *listening* UDP socket therefore drops,
+and counts, datagrams it must never answer (``ReflectionFilter``), from:
+
+* this host *and* our own port: it is us, or our twin on another local
+  address (``stats()['dropped_reflected']``);
+* a port below 1024 (unless ``Limits.datagram_allow_low_source_ports``) or
+  one of ``Limits.datagram_blocked_source_ports`` (echo, chargen, DNS, NTP,
+  SSDP, memcached): services, not clients (``dropped_source_port``).
+
+The hot path pays one set lookup: the set holds the blocked ports and our
+own, and only a datagram from our own port asks whether its host is this
+one (a cached bind() probe). Each kind of drop is logged once per episode
+(again only after ``abuse_log_interval_seconds`` without one). Connected
+sockets are not screened: the kernel gives them only their peer's
+datagrams, and a DNS or NTP client hears from port 53 or 123 by design.
+Unix datagram sockets have no ports. A listening socket that is also a
+client of such a service must allow its port. Per-source rates and
+allow/deny lists live in the protections wing (``protect/datagram_guard.py``).
 
 Errors the network reports about *earlier* datagrams (ICMP port
 unreachable becomes ``ECONNREFUSED`` on a connected socket) go to
@@ -39,6 +62,7 @@ import logging
 import socket
 from typing import Any, Deque, Dict, Optional, Tuple
 
+from .addresses import format_address, peer_ip
 from .buffers import thread_read_buffer
 from .errors import DatagramTooLargeError, TransportClosedError
 from .loop import EVENT_READ, EVENT_WRITE
@@ -51,21 +75,34 @@ logger = logging.getLogger("reactor")
 #: Largest payloads a UDP datagram can carry (no IPv6 jumbograms).
 MAX_UDP_PAYLOAD = {socket.AF_INET: 65507, socket.AF_INET6: 65527}
 UDP_READ_BYTES = 65536
+#: Source hosts remembered as "this host" or not (a bind() probe each); the
+#: cache is cleared when full, so spoofed sources cannot grow it.
+LOCAL_HOST_CACHE_SIZE = 256
+#: Why each kind of screened datagram was dropped, for the log.
+DROP_REASONS = {
+    "dropped_reflected": "its source is this host and our own port (a reflection loop)",
+    "dropped_source_port": "its source port is a service's, not a client's (reflection)",
+}
+
 
 class DatagramTransport(SocketTransport):
     """The transport for one datagram socket, bound and optionally connected.
 
     Made by ``Reactor.listen_udp``, ``connect_udp``, ``listen_unix_datagram``
     and ``connect_unix_datagram``. On a connected socket ``sendto``'s
-    address must be None (or the peer's).
+    address must be None (or the peer's). ``counters`` is a dict to count
+    in, shared with a layer above (the datagram guard counts its drops
+    there too), so that one ``stats()`` tells all.
     """
 
     __slots__ = ("_queue", "_queued_bytes", "_peer", "_read_view", "_per_event", "_queue_limit",
-                 "_max_payload", "_counters", "_unix_path")
+                 "_max_payload", "_counters", "_unix_path", "_screened_ports", "_reflection",
+                 "_drop_log")
 
     def __init__(self, loop: Any, sock: socket.socket, protocol: Any,
                  peer: Any = None, limits: Limits = DEFAULT_LIMITS,
-                 unix_path: Optional[str] = None) -> None:
+                 unix_path: Optional[str] = None,
+                 counters: Optional[Dict[str, int]] = None) -> None:
         super().__init__(loop, sock, protocol, None, limits)
         self._queue: Deque[Tuple[bytes, Any]] = collections.deque()
         self._queued_bytes = 0
@@ -77,22 +114,31 @@ class DatagramTransport(SocketTransport):
         if sock.family == getattr(socket, "AF_UNIX", None):
             read_size = max(read_size, sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
         self._read_view = thread_read_buffer(read_size)
-        self._counters: Dict[str, int] = {"received": 0, "sent": 0, "dropped": 0,
-                                          "dropped_bytes": 0, "errors": 0,
-                                          "callback_errors": 0}
+        self._counters: Dict[str, int] = counters if counters is not None else {}
+        self._counters.update(received=0, sent=0, dropped=0, dropped_bytes=0, errors=0,
+                              callback_errors=0, dropped_reflected=0, dropped_source_port=0)
         # The socket file this transport bound, removed on close if still ours.
         self._unix_path = (unix_path, inode(unix_path)) if unix_path else None
+        # Only a listening IP socket is screened (see the module docstring).
+        self._reflection: Optional[ReflectionFilter] = None
+        self._screened_ports: Optional[frozenset] = None
+        if peer is None and sock.family in MAX_UDP_PAYLOAD:
+            self._reflection = ReflectionFilter(sock.getsockname(), limits)
+            self._screened_ports = self._reflection.screened_ports
+        self._drop_log = DropLog(limits.abuse_log_interval_seconds)
 
     # -- the loop's calls ------------------------------------------------------
 
     def on_readable(self) -> None:
         """Deliver up to ``datagrams_per_event`` datagrams, each whole."""
-        # Hot path: once per readable datagram socket per pass.
+        # Hot path: once per readable datagram socket per pass. Per datagram:
+        # one recvfrom_into, one set lookup of the source port, one call up.
         # A protocol exception propagates to the loop (callback_failed); the
         # datagrams not yet read stay in the kernel for the next pass.
         view = self._read_view
         recvfrom_into = self._sock.recvfrom_into
         counters = self._counters
+        screened_ports = self._screened_ports
         for _ in range(self._per_event):
             if self._state is not _OPEN:
                 break
@@ -105,6 +151,9 @@ class DatagramTransport(SocketTransport):
                 self._protocol.error_received(exc)
                 continue
             counters["received"] += 1
+            if (screened_ports is not None and address[1] in screened_ports
+                    and self._screened_out(address)):
+                continue
             self._protocol.datagram_received(view[:size].tobytes(), address)
 
     def on_writable(self) -> None:
@@ -201,7 +250,10 @@ class DatagramTransport(SocketTransport):
         return self._queued_bytes
 
     def stats(self) -> Dict[str, int]:
-        """Return counters: datagrams received, sent, dropped (and their bytes), errors."""
+        """Return the counters and ``queued_bytes``: ``received`` (every datagram read),
+        ``dropped_reflected`` / ``dropped_source_port`` (refused, see above), ``dropped`` /
+        ``dropped_bytes`` (ours, not sent: queue full), ``sent``, ``errors``,
+        ``callback_errors``, and a datagram guard's (``dropped_filter`` ...)."""
         return dict(self._counters, queued_bytes=self._queued_bytes)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -217,6 +269,19 @@ class DatagramTransport(SocketTransport):
             self._fd, self._state.value, self._queued_bytes)
 
     # -- internals --------------------------------------------------------------
+
+    def _screened_out(self, address: Any) -> bool:
+        """Drop (count, log per episode) a datagram the reflection filter refuses; tell if so."""
+        reason = self._reflection.refuses(address)        # type: ignore[union-attr]
+        if reason is None:
+            return False
+        self._counters[reason] += 1
+        if self._drop_log.starts_episode(reason, self._loop.time()):
+            logger.warning("dropping datagrams from %s %s: %s; counting them in stats() as %s "
+                           "(logged again after %g s without one)", format_address(address),
+                           self._describe_peer(), DROP_REASONS[reason], reason,
+                           self._drop_log.quiet_seconds)
+        return True
 
     def _enqueue(self, data: bytes, addr: Any) -> None:
         """The one way datagrams enter the queue: bound, write interest, flow control."""
@@ -237,7 +302,7 @@ class DatagramTransport(SocketTransport):
         self._check_high_water()
 
     def _update_interest(self) -> None:
-        events = EVENT_READ if self._state is _OPEN else 0
+        events = EVENT_READ if self._state is _OPEN and not self._read_holds else 0
         if self._queue and self._state is not _CLOSED:
             events |= EVENT_WRITE
         self._set_interest(events)
@@ -256,3 +321,92 @@ class DatagramTransport(SocketTransport):
         self._close_socket(exc)
         if self._unix_path is not None:
             unlink_if_ours(*self._unix_path)
+
+
+class ReflectionFilter:
+    """Which sources a listening UDP socket bound to ``sockname`` must not answer.
+
+    ``screened_ports`` holds every source port worth a second look (the
+    blocked ones and our own); ``refuses`` is asked only about those.
+    "This host" means loopback, unspecified, the bound address, or one a
+    socket can bind here (a probe, cached; only ``EADDRNOTAVAIL`` says
+    "not here", so with ``ip_nonlocal_bind`` every host looks local). An
+    address the host gains later counts once the cache is next cleared.
+    """
+
+    __slots__ = ("screened_ports", "_blocked_ports", "_own_port", "_own_host", "_local_hosts")
+
+    def __init__(self, sockname: Any, limits: Limits) -> None:
+        blocked = set(limits.datagram_blocked_source_ports)
+        if not limits.datagram_allow_low_source_ports:
+            blocked.update(range(1024))
+        self._blocked_ports = frozenset(blocked)
+        self._own_host, self._own_port = sockname[0], sockname[1]
+        self.screened_ports = self._blocked_ports | {self._own_port}
+        #: source host -> whether it is this host (bounded: cleared when full)
+        self._local_hosts: Dict[str, bool] = {}
+
+    def refuses(self, address: Any) -> Optional[str]:
+        """Return the counter a datagram from ``address`` is dropped under, or None to deliver it."""
+        port = address[1]
+        if port == self._own_port and self.is_this_host(address):
+            return "dropped_reflected"
+        if port in self._blocked_ports:
+            return "dropped_source_port"
+        return None
+
+    def is_this_host(self, address: Any) -> bool:
+        """Tell whether the host of ``address`` is this machine (see the class docstring)."""
+        host = address[0]
+        verdict = self._local_hosts.get(host)
+        if verdict is None:
+            try:
+                verdict = host == self._own_host or _is_this_host(address)
+            except OSError:
+                return True         # cannot tell (out of fds?): drop to be safe, don't cache
+            if len(self._local_hosts) >= LOCAL_HOST_CACHE_SIZE:
+                self._local_hosts.clear()
+            self._local_hosts[host] = verdict
+        return verdict
+
+
+class DropLog:
+    """Tell which drops to log: the first of each *episode*, which ends after
+    ``quiet_seconds`` without a drop of that reason (a flood costs one line)."""
+
+    __slots__ = ("quiet_seconds", "_last_drop")
+
+    def __init__(self, quiet_seconds: float) -> None:
+        self.quiet_seconds = quiet_seconds
+        self._last_drop: Dict[str, float] = {}
+
+    def starts_episode(self, reason: str, now: float) -> bool:
+        """Record a drop for ``reason`` at ``now``; tell whether it begins an episode."""
+        last = self._last_drop.get(reason)
+        self._last_drop[reason] = now
+        return last is None or now - last >= self.quiet_seconds
+
+
+def _is_this_host(address: Any) -> bool:
+    """Tell whether ``address``'s host is loopback, unspecified, or assigned to this host.
+
+    Raises ``OSError`` when a probe socket cannot even be made.
+    """
+    ip = peer_ip(address)
+    if ip is None:
+        return False
+    if ip.is_loopback or ip.is_unspecified:
+        return True
+    if ip.version == 4:
+        family, probe_address = socket.AF_INET, (str(ip), 0)   # type: Tuple[int, Any]
+    else:
+        scope_id = address[3] if len(address) > 3 else 0
+        family, probe_address = socket.AF_INET6, (str(ip), 0, 0, scope_id)
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(probe_address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return False
+            raise
+    return True

@@ -13,18 +13,23 @@ import selectors
 import socket
 import ssl as _ssl
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 from .addresses import check_port, connect_host, format_address, listen_host
 from .client import Connector
 from .datagrams import DatagramTransport
-from .errors import InvalidAddressError, NotCallableError
+from .errors import InvalidAddressError, NotCallableError, ProtectionsUnavailableError
 from .loop import SLOW_CALLBACK_SECONDS, EventLoop
 from .policy import DEFAULT_LIMITS, SERVER_ONLY_FIELDS, Limits
 from .protocols import BaseProtocol
 from .server import Server
 from .sockets import bind_datagram, bind_tcp, bind_unix, remove_stale_socket
 from .tls import DEFAULT_HANDSHAKE_TIMEOUT, client_context
+
+try:
+    from .protect.datagram_guard import DatagramGuard
+except ImportError:          # a vendored copy without reactor/protect/: unguarded datagrams only
+    DatagramGuard = None  # type: ignore[assignment,misc]
 
 ProtocolFactory = Callable[[], Any]
 
@@ -177,14 +182,23 @@ class Reactor(EventLoop):
         """Bind a UDP socket on ``host:port`` and return its transport (receiving at once).
 
         ``protocol_factory()`` is called once; ``transport.get_protocol()``
-        returns the protocol. ``host`` should be numeric: a name is resolved
-        here, on the loop thread.
+        returns the protocol (``protocols.innermost_protocol`` of it, when a
+        guard stands in front). ``host`` should be numeric: a name is
+        resolved here, on the loop thread.
+
+        Datagrams that would start a reflection loop are always dropped
+        (``datagrams.py``). ``limits`` may also ask, per source address, for
+        ``allow`` / ``deny`` lists and ``ip_rate_bytes`` / ``ip_rate_messages``
+        (``protect/datagram_guard.py``: over a rate, datagrams are dropped);
+        the fields that need a connection raise ``ValueError``, and without
+        ``reactor/protect/`` the per-source ones raise
+        ``ProtectionsUnavailableError``.
         """
         self._check_usable("listen_udp")
         _check_factory(protocol_factory, "listen_udp")
         host = listen_host(host, "listen_udp")
         check_port(port, "listen_udp")
-        _datagram_limits(limits, "listen_udp")
+        _datagram_limits(limits, "listen_udp", per_source=True)
         family, address = _resolve_datagram(host, port, "listen_udp", passive=True)
         sock = bind_datagram(family, address, reuse_port)
         return self._start_datagram(sock, protocol_factory, None, limits)
@@ -258,13 +272,18 @@ class Reactor(EventLoop):
     def _start_datagram(self, sock: socket.socket, protocol_factory: ProtocolFactory, peer: Any,
                         limits: Optional[Limits], unix_path: Optional[str] = None
                         ) -> DatagramTransport:
+        """Make the protocol (behind a guard if ``limits`` ask for one) and its transport."""
+        limits = limits or DEFAULT_LIMITS
         try:
             protocol = protocol_factory()
         except BaseException:
             sock.close()
             raise
-        transport = DatagramTransport(self, sock, protocol, peer, limits or DEFAULT_LIMITS,
-                                      unix_path=unix_path)
+        counters: Dict[str, int] = {}                # shared: one stats() for both
+        if limits.protections_asked():               # only listen_udp lets any through
+            protocol = DatagramGuard(self, protocol, limits, counters)
+        transport = DatagramTransport(self, sock, protocol, peer, limits,
+                                      unix_path=unix_path, counters=counters)
         transport.start()
         return transport
 
@@ -335,12 +354,35 @@ def _client_limits(limits: Optional[Limits], what: str) -> Limits:
     return limits
 
 
-def _datagram_limits(limits: Optional[Limits], what: str) -> None:
-    """Refuse protections datagram sockets do not enforce yet, rather than ignore them."""
-    asked = limits.protections_asked() if limits is not None else []
-    if asked:
-        raise ValueError("%s: Limits fields %s are enforced on stream connections only, "
-                         "not on datagram sockets" % (what, ", ".join(asked)))
+#: The protections a listening UDP socket enforces, per source (``DatagramGuard``).
+DATAGRAM_PROTECTION_FIELDS = ("allow", "deny", "ip_rate_bytes", "ip_rate_messages")
+
+
+def _datagram_limits(limits: Optional[Limits], what: str, per_source: bool = False) -> None:
+    """Refuse protections a datagram socket cannot enforce, rather than ignore them.
+
+    ``per_source`` (a listening UDP socket): the guard enforces
+    ``DATAGRAM_PROTECTION_FIELDS``; the rest need a connection to count or
+    close. Raises ``ValueError`` naming the fields, or
+    ``ProtectionsUnavailableError`` when the wing that would enforce them is absent.
+    """
+    if limits is None:
+        return
+    asked = limits.protections_asked()
+    usable = DATAGRAM_PROTECTION_FIELDS if per_source else ()
+    refused = [name for name in asked if name not in usable]
+    if per_source and limits.rate_action != DEFAULT_LIMITS.rate_action:
+        refused.append("rate_action")
+    if refused:
+        why = ("a datagram socket has no connections to time out, count or slow down: it takes "
+               "allow, deny, ip_rate_bytes and ip_rate_messages, per source address, and drops "
+               "what is over a rate" if per_source else
+               "only listen_udp enforces protections, per source address")
+        raise ValueError("%s: Limits fields %s do not apply to this datagram socket (%s)"
+                         % (what, ", ".join(refused), why))
+    if asked and DatagramGuard is None:
+        raise ProtectionsUnavailableError("%s need reactor/protect/, which this copy of "
+                                          "reactor does not have" % ", ".join(asked))
 
 
 def _resolve_datagram(host: Optional[str], port: int, what: str, passive: bool) -> Any:

@@ -17,9 +17,8 @@ from typing import Any
 
 from ..framed import FramedProtocol
 from ..framing import DEFAULT_MAX_LENGTH, Framer, LengthPrefixFramer, LineFramer, NetstringFramer
-from ..policy import DEFAULT_LIMITS
 from ..protocols import DatagramProtocol, Protocol
-from .serving import add_server_options, limits_from_args, serve, serve_datagrams
+from .serving import add_server_options, serve, serve_datagrams
 
 logger = logging.getLogger("reactor")
 
@@ -84,18 +83,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="largest frame accepted (default 1 MiB); a larger one closes "
                              "that connection")
     parser.add_argument("--udp", action="store_true",
-                        help="echo UDP datagrams to their sender instead of a TCP stream")
+                        help="echo UDP datagrams to their sender instead of a TCP stream "
+                             "(protections: --ip-rate, --ip-msg-rate, --allow, --deny, per "
+                             "source; see docs/UDP.md)")
 
 
 def run(args: Any) -> int:
     """Serve until SIGINT/SIGTERM, then shut down gracefully."""
     if args.udp:
-        if (args.framing != "raw" or args.unix or args.max_connections or args.tls_cert
-                or limits_from_args(args) != DEFAULT_LIMITS.with_changes(
-                    auth_timeout_seconds=args.auth_timeout)
-                or args.auth_token_file or args.psk_file or args.stats_interval):
-            raise SystemExit("--udp takes only --host and --port")
-        return serve_datagrams(args, DatagramEchoProtocol)
+        refused = (["--framing"] if args.framing != "raw" else []) + (
+            ["--max-frame"] if args.max_frame != DEFAULT_MAX_LENGTH else [])
+        return serve_datagrams(args, DatagramEchoProtocol, refused)
     if args.framing == "raw":
         return serve(args, EchoProtocol)
     if args.max_frame < 1:

@@ -183,17 +183,70 @@ def serve(args: Any, protocol_factory: Any, base_limits: Limits = DEFAULT_LIMITS
     return 0
 
 
-def serve_datagrams(args: Any, protocol_factory: Any) -> int:
-    """Bind a UDP socket as ``args`` say, log where, run until a signal, then close."""
+#: Switches only stream servers use: (switch, attribute, its value when not given).
+STREAM_ONLY_OPTIONS = (
+    ("--unix", "unix", None), ("--max-connections", "max_connections", None),
+    ("--tls-cert", "tls_cert", None), ("--tls-key", "tls_key", None),
+    ("--tls-handshake-timeout", "tls_handshake_timeout", 10.0),
+    ("--max-per-ip", "max_per_ip", None), ("--idle-timeout", "idle_timeout", None),
+    ("--first-frame-timeout", "first_frame_timeout", None), ("--rate", "rate", None),
+    ("--msg-rate", "msg_rate", None), ("--rate-action", "rate_action", "shape"),
+    ("--auth-token-file", "auth_token_file", None), ("--psk-file", "psk_file", None),
+    ("--auth-timeout", "auth_timeout", DEFAULT_LIMITS.auth_timeout_seconds))
+
+
+def datagram_limits_from_args(args: Any, refused: Any = ()) -> Limits:
+    """Return the ``Limits`` of a UDP server's switches; SystemExit naming a stream-only one.
+
+    A UDP server takes the per-source protections (``--ip-rate``,
+    ``--ip-msg-rate``, ``--allow``, ``--deny``: ``protect/datagram_guard.py``);
+    ``refused`` adds a subcommand's own stream-only switches (echo's ``--framing``).
+    """
+    given = list(refused) + [switch for switch, name, unset in STREAM_ONLY_OPTIONS
+                             if getattr(args, name, unset) != unset]
+    if given:
+        raise SystemExit("--udp takes only --host and --port, the per-source protections "
+                         "--ip-rate, --ip-msg-rate, --allow and --deny, and --stats-interval; "
+                         "not %s" % ", ".join(given))
+    try:
+        return DEFAULT_LIMITS.with_changes(
+            ip_rate_bytes=Rate(args.ip_rate) if args.ip_rate else None,
+            ip_rate_messages=Rate(args.ip_msg_rate) if args.ip_msg_rate else None,
+            allow=tuple(args.allow), deny=tuple(args.deny))
+    except ValueError as exc:
+        raise SystemExit("bad protection option: %s" % exc) from None
+
+
+def serve_datagrams(args: Any, protocol_factory: Any, refused: Any = ()) -> int:
+    """Bind a UDP socket as ``args`` say, log where, run until a signal, then close.
+
+    Raises ``SystemExit`` with one line for a switch UDP cannot use (see
+    ``datagram_limits_from_args``) or a bad value, before anything binds.
+    SIGUSR1 and ``--stats-interval`` log the counters (``DatagramTransport.stats``).
+    """
+    limits = datagram_limits_from_args(args, refused)
+    check_server_options(args)
     loop = Reactor(debug=True if getattr(args, "debug", False) else None)
     try:
-        transport = loop.listen_udp(protocol_factory, args.host or None, args.port)
-        logger.info("listening on %s (udp)", format_address(transport.get_extra_info("sockname")))
+        transport = loop.listen_udp(protocol_factory, args.host or None, args.port,
+                                    limits=limits)
+        where = format_address(transport.get_extra_info("sockname"))
+        logger.info("listening on %s (udp)", where)
+
+        def log_stats() -> None:
+            logger.info("stats %s (udp): %s", where, _format_counters(transport.stats()))
+        if hasattr(signal, "SIGUSR1"):
+            loop.add_signal_handler(signal.SIGUSR1, log_stats)
+        if args.stats_interval:
+            loop.call_every(args.stats_interval, log_stats)
         loop.run()
         transport.close()
         loop.run_once()
-        logger.info("stopped (%s)", ", ".join("%s=%d" % item for item in
-                                               sorted(transport.stats().items())))
+        logger.info("stopped (%s)", _format_counters(transport.stats()))
     finally:
         loop.close()
     return 0
+
+
+def _format_counters(counters: Any) -> str:
+    return ", ".join("%s=%d" % item for item in sorted(counters.items()))

@@ -12,11 +12,13 @@ allow / deny lists  ``admission.py`` (``AccessFilter``)    once per accepted con
 per-IP caps         ``admission.py`` (``ClientRecord``)    once per accepted connection
 idle, first-frame   ``guard.py`` (one wheel timer per      per read (a timestamp write)
 and auth timeouts   connection, reset lazily)
-rate limits         ``guard.py`` + ``ratelimit.py``        per read (two subtractions)
-                    (GCRA token buckets, leased credit)
+rate limits         ``shaper.py`` + ``ratelimit.py``       per read (two subtractions)
+                    (GCRA buckets, paid before delivery)
 auth (token, PSK)   ``auth.py`` (sans-I/O handshakes),     until the peer is in
                     ``guard.py`` (server),
                     ``client_auth.py`` (client)
+UDP per source      ``datagram_guard.py`` (allow/deny,     per datagram
+                    per-source rates, a bounded table)
 abuse log           ``abuselog.py``                        per rejection (rate-limited)
 ==================  =====================================  ==========================
 
@@ -30,7 +32,9 @@ from .abuselog import AbuseLog
 from .admission import AccessFilter, Admission, ClientRecord, client_key, needs_guard
 from .auth import PskAuth, TokenAuth
 from .client_auth import ClientAuth
+from .datagram_guard import DatagramGuard
 from .guard import Guard
 
-__all__ = ["AbuseLog", "AccessFilter", "Admission", "ClientRecord", "ClientAuth", "Guard",
+__all__ = ["AbuseLog", "AccessFilter", "Admission", "ClientRecord", "ClientAuth",
+           "DatagramGuard", "Guard",
            "PskAuth", "TokenAuth", "client_key", "needs_guard"]
