@@ -8,15 +8,22 @@ and one test checks that the lines those tests expect are the ones the page
 quotes.
 """
 
+import argparse
+import ast
 import logging
 import os
+import random
 import re
 import socket
+import sys
+import time
+import unicodedata
 
 import pytest
 
-from reactor import FramedProtocol, Limits, Reactor
-from reactor.apps.chat import HELP, ChatService, chat_limits
+from reactor import FakeClock, FramedProtocol, Limits, Reactor
+from reactor.apps import chat as chat_app
+from reactor.apps.chat import HELP, UNSAFE, ChatService, chat_limits
 from reactor.framing import LineFramer
 from reactor.policy import Rate
 from reactor.protect.auth import PskAuth, TokenAuth
@@ -40,9 +47,9 @@ RATE = "* bob was disconnected (rate)"
 class ChatServer:
     """A chat server on 127.0.0.1 in an in-process loop, and the peers connected to it."""
 
-    def __init__(self, loop, limits=None, auth=None):
+    def __init__(self, loop, limits=None, auth=None, **service_options):
         self.loop = loop
-        self.service = ChatService()
+        self.service = ChatService(**service_options)
         self.server = loop.listen_tcp(self.service.protocol, "127.0.0.1", 0,
                                       limits=limits, auth=auth)
         self.address = self.server.addresses[0][:2]
@@ -69,17 +76,22 @@ class ChatServer:
 
 @pytest.fixture
 def start_chat():
-    """Return a function that starts a chat server; closes it, its peers and its loop after."""
-    loop = Reactor()
-    servers = []
+    """Return a function that starts a chat server; closes it, its peers and its loop after.
 
-    def start(limits=None, auth=None):
-        servers.append(ChatServer(loop, limits, auth))
+    ``clock`` (a FakeClock) is used by the first server only: one loop serves them all.
+    """
+    loops, servers = [], []
+
+    def start(limits=None, auth=None, clock=None, **service_options):
+        if not loops:
+            loops.append(Reactor(clock=clock) if clock is not None else Reactor())
+        servers.append(ChatServer(loops[0], limits, auth, **service_options))
         return servers[-1]
     yield start
     for server in servers:
         server.close()
-    loop.close()
+    for loop in loops:
+        loop.close()
 
 
 # -- the transcripts of docs/CHAT.md ---------------------------------------------------
@@ -190,7 +202,8 @@ def test_bytes_that_are_not_utf8_arrive_as_replacement_characters(start_chat):
     assert bob.line() == "alice: h\u00e9 \u2603 \ufffd\ufffd"
 
 
-BAD_NICK = "error: a nick is 1-32 letters, digits, '_', '-' or '.'; try again"
+BAD_NICK = ("error: a nick is 1-32 letters, digits, '_', '-' or '.', starting with a letter "
+            "and ending with a letter or digit; try again")
 
 
 @pytest.mark.parametrize("nick,reply", [
@@ -198,14 +211,26 @@ BAD_NICK = "error: a nick is 1-32 letters, digits, '_', '-' or '.'; try again"
     ("n" * 32, "* you are %s, in #lobby; /help lists commands" % ("n" * 32)),
     ("n" * 33, BAD_NICK),
     ("", BAD_NICK),
+    ("b", "* you are b, in #lobby; /help lists commands"),
+    ("b9", "* you are b9, in #lobby; /help lists commands"),
     ("dot.dash-under_9", "* you are dot.dash-under_9, in #lobby; /help lists commands"),
-    ("Alice", "* you are Alice, in #lobby; /help lists commands"),
+    ("Bob", "* you are Bob, in #lobby; /help lists commands"),
+    ("alice.", BAD_NICK),
+    ("alice_", BAD_NICK),
+    ("-alice", BAD_NICK),
+    ("9lives", BAD_NICK),
+    ("*", BAD_NICK),
     ("al:ce", BAD_NICK),
+    ("\u0430lice", BAD_NICK),                # a Cyrillic a: nicks are ASCII
+    ("ALICE", "error: nick ALICE is taken; try another"),
+    ("aLiCe", "error: nick aLiCe is taken; try another"),
     ("error", "error: nick error is taken; try another"),
-    ("commands", "error: nick commands is taken; try another"),
+    ("ERROR", "error: nick ERROR is taken; try another"),
+    ("Commands", "error: nick Commands is taken; try another"),
 ])
 def test_nick_rules_at_their_edges(start_chat, nick, reply):
-    """A nick is 1-32 of [A-Za-z0-9_.-], case-sensitive; 'error' and 'commands' are never free."""
+    """A nick is ASCII, 1-32 long, starts with a letter, ends alphanumeric, is unique ignoring
+    case; 'error' and 'commands' are never free."""
     chat = start_chat()
     chat.join("alice")
     peer = chat.connect()
@@ -355,3 +380,311 @@ def test_frames_in_and_out_count_every_line(start_chat):
     assert alice.line() == "* bob left"
     run_until(chat.loop, lambda: len(chat.server) == 1)
     assert (chat.server.stats()["frames_in"], chat.server.stats()["frames_out"]) == (6, 10)
+
+
+# -- what a member cannot forge ------------------------------------------------------
+
+ESCAPE_ROW = re.compile(r"^\| `(.*)` \| `(.*)` \|$")
+
+
+def doc_escape_table():
+    """Return ``[(line number, what alice sends, what bob receives), ...]`` from CHAT.md."""
+    with open(CHAT_DOC, encoding="utf-8") as doc:
+        lines = doc.read().splitlines()
+    start = lines.index("## Control characters")
+    rows = []
+    for number, line in enumerate(lines[start:], start + 1):
+        if line.startswith("## ") and rows:
+            break
+        match = ESCAPE_ROW.match(line)
+        if match:
+            rows.append((number, ast.literal_eval('"%s"' % match.group(1)), match.group(2)))
+    return rows
+
+
+def test_doc_control_character_table_is_what_bob_receives(start_chat):
+    """Each row of CHAT.md's control-character table: alice sends the left, bob gets the right."""
+    chat = start_chat()
+    alice = chat.join("alice")
+    bob = chat.join("bob")
+    assert alice.line() == "* bob joined #lobby"
+    rows = doc_escape_table()
+    assert len(rows) >= 5
+    for number, sent, received in rows:
+        alice.send(sent.encode("utf-8") + b"\n")
+        assert bob.line() == received, "CHAT.md line %d" % number
+    assert alice.quiet(5) == b"" and bob.quiet(5) == b""
+
+
+def test_unsafe_is_exactly_the_control_and_format_characters():
+    """UNSAFE matches every Cc, Cf, Zl and Zp character but TAB, ZWNJ and ZWJ, and nothing
+    assigned outside those categories."""
+    everything = "".join(map(chr, range(sys.maxunicode + 1)))
+    kept = {"\t", "\u200c", "\u200d"}
+    unsafe_categories = {"Cc", "Cf", "Zl", "Zp"}
+    wanted = {ch for ch in everything if unicodedata.category(ch) in unsafe_categories} - kept
+    matched = set(UNSAFE.findall(everything))
+    assert sorted(wanted - matched) == []
+    assert sorted(ch for ch in matched - wanted if unicodedata.category(ch) != "Cn") == []
+
+
+def test_tab_and_joiners_pass_and_a_line_of_controls_grows_fourfold(start_chat):
+    """TAB, U+200C and U+200D pass unchanged; 4096 control bytes arrive as 16384 characters."""
+    chat = start_chat()
+    alice = chat.join("alice")
+    bob = chat.join("bob")
+    alice.line()
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    alice.send("a\tb " + family)
+    assert bob.line() == "alice: a\tb " + family
+    alice.send(b"\x01" * 4096 + b"\n")
+    assert bob.line() == "alice: " + "\\x01" * 4096
+
+
+#: What a member's line looks like to a reader: the nick, its separator, then
+#: text with nothing that moves the cursor or ends the line.
+MEMBER_LINE = re.compile(r"^mallory(: | \(private\): )")
+
+
+def test_no_member_input_passes_for_a_server_line(start_chat):
+    """Fuzzed lines of controls, CR, ANSI, line separators, bidi and fake server prefixes reach
+    others as exactly one line each, starting 'mallory: ', with no unsafe character."""
+    seed = random.randrange(2 ** 32)
+    rng = random.Random(seed)
+    pieces = ["\x1b[2K", "\r", "\x00", "\x07", "\x0b", "\x0c", "\x7f", "\x85", "\x9b", "\u2028",
+              "\u2029", "\u202e", "\u2066", "\u200f", "\u061c", "\ufeff", "\x1c", "\x1e",
+              "* ", "error: ", "commands: ", "bob: ", "* you are ", "\\x1b", "\ufffd", "\t",
+              "\u200d", "x", " ", "/"]
+    chat = start_chat()
+    victim = chat.join("victim")
+    mallory = chat.join("mallory")
+    assert victim.line() == "* mallory joined #lobby"
+    for round_number in range(300):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 40)))
+        if round_number % 50 == 0:
+            text = text * (4000 // len(text.encode("utf-8")))          # very long lines
+        private = rng.random() < 0.3
+        sent = ("/msg victim " + text) if private else text
+        data = sent.encode("utf-8")[:4096]
+        mallory.send(data + b"\n")
+        stripped = data.decode("utf-8", "replace").strip()
+        if not private and (not stripped or stripped.startswith("/")):
+            continue                        # blank (ignored) or a command (a reply to mallory)
+        if private and not stripped[len("/msg victim "):].strip():
+            continue
+        line = victim.line()
+        where = "seed %d, round %d, sent %r" % (seed, round_number, data)
+        assert MEMBER_LINE.match(line), where
+        assert len(line.splitlines()) == 1 and "\r" not in line, where
+        assert not [ch for ch in line if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")
+                    and ch not in "\t\u200c\u200d"], where
+    assert victim.quiet(5) == b"", "seed %d" % seed
+    mallory.received.clear()
+
+
+def test_nicks_are_unique_ignoring_case_and_msg_finds_any_case(start_chat):
+    """'BOB' reaches bob by /msg; once bob is gone, 'BOB' may take the nick."""
+    chat = start_chat()
+    alice = chat.join("alice")
+    bob = chat.join("bob")
+    alice.line()
+    alice.send("/msg BOB hi")
+    assert bob.line() == "alice (private): hi"
+    bob.send("/quit")
+    assert bob.line() == "* bye"
+    assert alice.line() == "* bob left"
+    chat.join("BOB")
+    assert alice.line() == "* BOB joined #lobby"
+
+
+# -- bounded fan-out ----------------------------------------------------------------
+
+def deliveries_of(peers, line):
+    """Read what each peer has; return how many copies of ``line`` they hold in all."""
+    total = 0
+    for peer in peers:
+        peer.pump()
+        total += bytes(peer.received).count(line.encode() + b"\n")
+    return total
+
+
+def test_a_broadcast_flood_is_shaped_to_the_budget_and_others_are_served(start_chat):
+    """32,000 lines in one write reach the room at burst + rate x T deliveries (plus one line),
+    and another member's /help is answered within a few passes."""
+    clock = FakeClock(1000.0)
+    rate, burst = 1000, 1000
+    chat = start_chat(clock=clock, fanout_rate=chat_app.Rate(rate, burst=burst))
+    members = [chat.join("m%d" % number) for number in range(10)]
+    probe = chat.join("probe")
+    mallory = chat.join("mallory")
+    listeners = members + [probe]
+    for peer in listeners:
+        peer.wait(lambda peer=peer: peer.received.endswith(b"* mallory joined #lobby\n"))
+        peer.received.clear()
+    one_line = len(listeners)                       # a short line costs 1 per recipient
+    mallory.send(b"a\n" * 32000)                    # 64,000 bytes, one write
+    for _ in range(10):
+        assert deliveries_of(listeners, "mallory: a") <= burst + one_line
+    probe.send("/help")
+    passes = 0
+    while b"commands:" not in probe.received:
+        probe.pump()
+        passes += 1
+        assert passes <= 10, "no /help reply within 10 passes"
+    for elapsed in (0.25, 0.5, 1.0, 2.0):
+        clock.advance(0.25 if elapsed < 1.0 else elapsed / 2)
+        for _ in range(5):
+            delivered = deliveries_of(listeners, "mallory: a")
+        # Below by at most two lines: mallory's own join notice spent one line's worth.
+        assert (burst + rate * elapsed - 2 * one_line <= delivered
+                <= burst + rate * elapsed + one_line), elapsed
+    assert chat.service.stats()["fanout_holds"] == 1
+
+
+def test_a_who_flood_is_shaped_to_the_budget(start_chat):
+    """10,000 /who in one write: replies come at (burst + rate x T) / room size, no faster."""
+    clock = FakeClock(1000.0)
+    rate, burst = 1000, 1000
+    chat = start_chat(clock=clock, fanout_rate=chat_app.Rate(rate, burst=burst))
+    members = [chat.join("m%d" % number) for number in range(10)]
+    mallory = chat.join("mallory")
+    reply = "* in #lobby: " + ", ".join(["m%d" % n for n in range(10)] + ["mallory"])
+    cost = len(members) + 1 + 1                     # one per member looked at, plus the reply
+    spent = 1 + len(members)                        # mallory's nick reply and join notice
+    mallory.send(b"/who\n" * 10000)
+    for _ in range(50):
+        mallory.pump()
+    # Each reply is paid for; the one that goes into debt is sent too.
+    assert deliveries_of([mallory], reply) == (burst - spent) // cost + 1
+    clock.advance(1.0)
+    for _ in range(20):
+        replies = deliveries_of([mallory], reply)
+    assert replies == (burst + rate * 1.0 - spent) // cost + 1
+    assert len(mallory.received) == replies * (len(reply) + 1)
+
+
+def test_a_broadcast_flood_with_the_default_budget_in_real_time(start_chat):
+    """The repro of issue #12: 20 members, 32,000 lines in one write; /help is answered within
+    0.5 s and the room gets at most 20,000/s x T + 2,000 deliveries (plus one line)."""
+    chat = start_chat()
+    members = [chat.join("m%d" % number) for number in range(20)]
+    probe = chat.join("probe")
+    mallory = chat.join("mallory")
+    listeners = members + [probe]
+    for peer in listeners:
+        peer.wait(lambda peer=peer: peer.received.endswith(b"* mallory joined #lobby\n"))
+        peer.received.clear()
+    start = time.monotonic()
+    mallory.send(b"a\n" * 32000)
+    deliveries_of(listeners, "mallory: a")
+    asked = time.monotonic()
+    probe.send("/help")
+    probe.wait(lambda: b"commands:" in probe.received, timeout=0.5)
+    answered = time.monotonic()
+    delivered = deliveries_of(listeners, "mallory: a")
+    budget = chat_app.DEFAULT_FANOUT_RATE
+    bound = budget.burst + budget.per_second * (time.monotonic() - start) + len(listeners)
+    assert delivered <= bound, (delivered, bound, answered - asked)
+
+
+def test_a_line_over_budget_waits_and_lines_keep_their_order(start_chat):
+    """A member over its budget is held, not dropped: its lines arrive later, in order."""
+    clock = FakeClock(1000.0)
+    chat = start_chat(clock=clock, fanout_rate=chat_app.Rate(10, burst=10))
+    alice = chat.join("alice")
+    bob = chat.join("bob")
+    assert alice.line() == "* bob joined #lobby"
+    alice.send(b"".join(b"line %d\n" % number for number in range(30)) + b"/quit\n")
+    heard = []
+    for _ in range(6):
+        clock.advance(1.0)
+        for _ in range(10):
+            bob.pump()
+        while b"\n" in bob.received:
+            heard.append(bob.line())
+    assert heard == ["alice: line %d" % number for number in range(30)] + ["* alice left"]
+    assert alice.line() == "* bye"
+    alice.wait_closed()
+
+
+def test_the_budget_and_a_message_rate_hold_together_and_each_lets_go(start_chat):
+    """With --msg-rate shaping too, both holds end in time: every line arrives, in order."""
+    clock = FakeClock(1000.0)
+    chat = start_chat(limits=Limits(rate_messages=Rate(20, burst=5)), clock=clock,
+                      fanout_rate=chat_app.Rate(10, burst=10))
+    alice = chat.join("alice")
+    bob = chat.join("bob")
+    assert alice.line() == "* bob joined #lobby"
+    alice.send(b"".join(b"line %d\n" % number for number in range(40)))
+    heard = []
+    for _ in range(10):
+        clock.advance(0.5)
+        for _ in range(10):
+            bob.pump()
+        while b"\n" in bob.received:
+            heard.append(bob.line())
+    assert heard == ["alice: line %d" % number for number in range(40)]
+    alice.send("/help")
+    assert alice.line() == HELP
+
+
+def test_fanout_rate_none_turns_the_budget_off(start_chat):
+    """With no budget, a flood goes through at once (the framework's limits still apply)."""
+    chat = start_chat(fanout_rate=None)
+    alice = chat.join("alice")
+    bob = chat.join("bob")
+    alice.line()
+    alice.send(b"x\n" * 3000)
+    bob.wait(lambda: bytes(bob.received).count(b"alice: x\n") == 3000)
+    assert chat.service.stats() == {"members": 2, "rooms": 1, "fanout_holds": 0}
+
+
+@pytest.mark.parametrize("value,message", [
+    ("-1", "--fanout-rate must be a finite number >= 0 (0: no limit), got -1"),
+    ("nan", "--fanout-rate must be a finite number >= 0 (0: no limit), got nan"),
+    ("inf", "--fanout-rate must be a finite number >= 0 (0: no limit), got inf"),
+])
+def test_a_bad_fanout_rate_is_refused_before_listening(value, message):
+    """`chat --fanout-rate` below 0, NaN or infinite stops with one line, before listening."""
+    parser = argparse.ArgumentParser()
+    chat_app.configure(parser)
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        chat_app.run(parser.parse_args(["--port", "0", "--fanout-rate", value]))
+
+
+def test_who_and_rooms_list_at_most_the_limit_and_say_how_many_more(start_chat):
+    """/who and /rooms list list_max_names names in sorted order, then ' and N more'."""
+    chat = start_chat(list_max_names=2)
+    carol = chat.join("carol")
+    alice = chat.join("alice")
+    chat.join("bob")
+    assert [carol.line(), carol.line()] == ["* alice joined #lobby", "* bob joined #lobby"]
+    carol.send("/who")
+    assert carol.line() == "* in #lobby: alice, bob and 1 more"
+    alice.send("/join b")
+    assert [alice.line(), alice.line()] == ["* bob joined #lobby", "* you are in #b"]
+    assert carol.line() == "* alice left for #b"
+    carol.send("/join a")
+    assert carol.line() == "* you are in #a"
+    carol.send("/rooms")
+    assert carol.line() == "* rooms: #a (1), #b (1) and 1 more"
+    carol.send("/who")
+    assert carol.line() == "* in #a: carol"
+
+
+@pytest.mark.parametrize("size,announced", [(2, True), (3, True), (4, False)])
+def test_joins_and_leaves_are_announced_only_in_rooms_up_to_the_limit(start_chat, size,
+                                                                      announced):
+    """With announce_max_members=3, the 3rd member's join and leave are heard, the 4th's not."""
+    chat = start_chat(announce_max_members=3)
+    first = chat.join("first")
+    others = [chat.join("m%d" % number) for number in range(size - 2)]
+    first.wait(lambda: first.received.count(b"joined") == len(others))
+    first.received.clear()
+    last = chat.join("last")
+    last.send("/quit")
+    assert last.line() == "* bye"
+    last.wait_closed()
+    first.pump(20)
+    expected = b"* last joined #lobby\n* last left\n" if announced else b""
+    assert bytes(first.received) == expected

@@ -13,9 +13,8 @@ against this module. In short (each line ends in ``\\n``; ``\\r\\n`` is fine)::
 One ``ChatService`` holds who is where (nick -> member, room -> members);
 one ``ChatMember``, a ``FramedProtocol`` with a ``LineFramer``, serves each
 connection. When a member goes, the room hears why: ``connection_lost``
-turns the ``reason`` of the error the framework closed it with (none for a
-clean close) into the notice. This module closes no one but a member who
-sends ``/quit``:
+turns the ``reason`` of the error the framework closed it with into the
+notice. This module closes no one but a member who sends ``/quit``:
 
 ========================  ==========================================  ======================
 a member who ...          is closed by                                the room hears ``* bob``
@@ -28,26 +27,62 @@ idles, floods             the protections (``docs/PROTECTIONS.md``)   ``... (tim
                                                                       ``... (rate)``
 ========================  ==========================================  ======================
 
-Discussion: a member who does not read. Every line to a member waits in
-that member's send buffer, so one stuck reader must cost bounded memory and
-must not slow the room. ``chat_limits`` sets the transport's hard cap
+**A member who does not read** must cost bounded memory and must not slow
+the room. ``chat_limits`` sets the transport's hard cap on its send buffer
 (``Limits.send_buffer_hard_cap_bytes``, Redis's client-output-buffer-limit)
-to ``--max-backlog`` (default 256 KiB): the write that passes it drops the
-buffer and closes the connection with ``SlowConsumerError``, and the server
-counts it (``stats()['rejected_slow_consumer']``) and logs it, rate-limited.
-Checking the backlog here after each write would do the same work twice,
-and the counters would never hear of it. The soft cap (over N bytes for S
-seconds) is off: chat lines are small, and one number is easier to reason
-about than two.
+to ``--max-backlog`` (256 KiB): the write that passes it drops the buffer
+and closes the member with ``SlowConsumerError``, which the server counts
+and logs. The soft cap is off: chat lines are small, one number is enough.
+
+**A member who sends too much** must not make the server work for everyone
+else. One line to a room of N is N writes: 64 KB of ``a\\n`` to 200 members
+once cost 70.8 MB and a minute of loop time. So every member has a *fan-out
+budget*, a token bucket (``protect.ratelimit.TokenBucket``) of deliveries:
+``--fanout-rate`` per second (20,000), bursts of a tenth of a second's worth
+(2,000). A *delivery* is one line of up to 512 bytes written to one member;
+each line a member's line causes is charged to that member::
+
+    a line to the room     recipients x ceil(bytes / 512)  (a 4 KiB line: 9 each)
+    /msg, a reply to you   ceil(bytes / 512)
+    /join                  the leave and join notices, as lines to those rooms
+    /who, /rooms           one per member (room) looked at, plus the reply
+
+In debt, the member is *shaped*, not refused: its reading pauses, lines it
+had already sent wait in ``inbox`` (in order), and a timer runs them when
+the budget allows. Lines reaching others over T seconds are at most
+``burst + rate x T`` deliveries, plus the one line that went into debt (a
+line is never split). The burst is also what one callback may do for one
+member, so it is small: 2,000 writes are 10-20 ms of loop time, and another
+member's ``/help`` waits no longer. Discussion: we rejected dropping lines
+over budget (a chat that loses lines is broken), and a per-line rate (it
+does not see that a line to 2,000 costs 2,000 lines to 2). A budget per
+member does not bound the sum over many flooding members: that is what
+``--max-per-ip`` and ``--ip-msg-rate`` are for.
+
+``/who`` and ``/rooms`` list at most 100 names (`` and N more``):
+an unbounded reply in a big room would pass ``--max-backlog`` by itself.
+Joins and leaves are announced only in rooms of at most 100 members, so
+2,000 members coming in cost O(N) lines, not O(N^2).
+
+**What a member cannot forge** (``docs/CHAT.md``, *Telling server lines
+apart*): ``printable`` escapes control and format characters in every
+line it receives (ESC, CR, U+2028, U+202E ... become ``\\x1b``, ``\\r``,
+``\\u2028``), so member text never moves the cursor or starts a line. A
+nick is ASCII, starts with a letter and ends with a letter or digit, so no
+member line starts with ``*``, and nicks are unique ignoring case.
 """
 
 import argparse
+import collections
+import heapq
+import math
 import re
-from typing import Any, Dict, Optional, Set
+from typing import Any, Deque, Dict, Optional, Set
 
 from ..framed import FramedProtocol
 from ..framing import FramingError, LineFramer
-from ..policy import DEFAULT_LIMITS, Limits
+from ..policy import DEFAULT_LIMITS, Limits, Rate
+from ..protect.ratelimit import bucket
 from .serving import add_server_options, serve
 
 SUMMARY = "chat server: rooms, nicks and private messages over plain lines"
@@ -55,60 +90,111 @@ SUMMARY = "chat server: rooms, nicks and private messages over plain lines"
 MAX_LINE_BYTES = 4096
 #: Default ``--max-backlog``: unread bytes queued for one member before it is cut off.
 DEFAULT_BACKLOG_BYTES = 256 * 1024
+#: Default ``--fanout-rate``: deliveries per second a member's lines may cause.
+DEFAULT_FANOUT_PER_SECOND = 20000
+#: A member's burst, in seconds of its fan-out rate (see the module docstring).
+FANOUT_BURST_SECONDS = 0.1
+DEFAULT_FANOUT_RATE = Rate(DEFAULT_FANOUT_PER_SECOND,
+                           burst=DEFAULT_FANOUT_PER_SECOND * FANOUT_BURST_SECONDS)
+#: A delivery is one line of up to this many bytes (its "\n" included) to one member.
+DELIVERY_BYTES = 512
+#: Joins and leaves are announced only in rooms of at most this many members.
+ANNOUNCE_MAX_MEMBERS = 100
+#: /who and /rooms list at most this many names, then " and N more".
+LIST_MAX_NAMES = 100
 LOBBY = "lobby"
-#: What a nick or a room name may be.
-NAME = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
-NAME_RULE = "1-32 letters, digits, '_', '-' or '.'"
+#: A nick: ASCII, starts with a letter, ends with a letter or digit (no
+#: look-alike "victim." beside "victim"). Unique ignoring case.
+NICK = re.compile(r"[A-Za-z](?:[A-Za-z0-9_.-]{0,30}[A-Za-z0-9])?")
+NICK_RULE = ("1-32 letters, digits, '_', '-' or '.', starting with a letter "
+             "and ending with a letter or digit")
+#: A room name (written without its '#').
+ROOM = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+ROOM_RULE = "1-32 letters, digits, '_', '-' or '.'"
 #: Nicks nobody gets: "error: hi" from a member named error would pass for
 #: the server's own error line (and "commands: ..." for the /help reply).
 RESERVED_NICKS = frozenset({"error", "commands"})
 HELP = ("commands: /join ROOM, /who, /rooms, /msg NICK text, /quit, /help; "
         "anything else goes to your room")
+#: What ``printable`` escapes: the Unicode categories Cc, Cf, Zl and Zp (as
+#: of Unicode 15; a test checks this class against ``unicodedata``), except
+#: TAB and the joiners U+200C/U+200D, which emoji and some scripts need and
+#: which move no text.
+UNSAFE = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+    "\u180e\u200b\u200e\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0001\U000e0020-\U000e007f]")
 
 
 class ChatService:
-    """The shared state of one chat server: who is here, and in which room."""
+    """The shared state of one chat server: who is here, in which room, and the fan-out rules.
 
-    def __init__(self) -> None:
-        self.members: Dict[str, "ChatMember"] = {}
+    ``fanout_rate`` is each member's delivery budget (None: no budget);
+    rooms above ``announce_max_members`` hear no joins or leaves; /who and
+    /rooms list at most ``list_max_names`` names.
+    """
+
+    def __init__(self, fanout_rate: Optional[Rate] = DEFAULT_FANOUT_RATE,
+                 announce_max_members: int = ANNOUNCE_MAX_MEMBERS,
+                 list_max_names: int = LIST_MAX_NAMES) -> None:
+        self.fanout_rate = fanout_rate
+        self.announce_max_members = announce_max_members
+        self.list_max_names = list_max_names
+        self.members: Dict[str, "ChatMember"] = {}          # nick.casefold() -> member
         self.rooms: Dict[str, Set["ChatMember"]] = {}
+        self.fanout_holds = 0           # times a member's reading was paused for its budget
 
     def protocol(self) -> "ChatMember":
         """Return a new ChatMember: the protocol factory, one member per connection."""
         return ChatMember(self)
 
-    def enter(self, member: "ChatMember", room: str) -> None:
-        """Put ``member`` in ``room`` (created on first use) and tell the others there."""
-        self.rooms.setdefault(room, set()).add(member)
-        member.room = room
-        self.broadcast(room, "* %s joined #%s" % (member.nick, room), exclude=member)
+    def stats(self) -> Dict[str, int]:
+        """Return counts: members with a nick, rooms, and fan-out holds so far."""
+        return {"members": len(self.members), "rooms": len(self.rooms),
+                "fanout_holds": self.fanout_holds}
 
-    def leave(self, member: "ChatMember", why: str) -> None:
-        """Take ``member`` out of its room, telling the others ``* NICK why``.
+    def enter(self, member: "ChatMember", room: str) -> int:
+        """Put ``member`` in ``room`` (made on first use), tell the others; return deliveries."""
+        members = self.rooms.setdefault(room, set())
+        members.add(member)
+        member.room = room
+        if len(members) > self.announce_max_members:
+            return 0
+        return self.broadcast(room, "* %s joined #%s" % (member.nick, room), exclude=member)
+
+    def leave(self, member: "ChatMember", why: str) -> int:
+        """Take ``member`` out of its room, telling the others ``* NICK why``; return deliveries.
 
         An emptied room is forgotten, except the lobby.
         """
         room = member.room
         if room is None:
-            return
+            return 0
         members = self.rooms.get(room, set())
+        announce = len(members) <= self.announce_max_members
         members.discard(member)
         if not members and room != LOBBY:
             self.rooms.pop(room, None)
         member.room = None
-        self.broadcast(room, "* %s %s" % (member.nick, why), exclude=member)
+        return self.broadcast(room, "* %s %s" % (member.nick, why), exclude=member) \
+            if announce else 0
 
-    def broadcast(self, room: str, line: str, exclude: Optional["ChatMember"] = None) -> None:
-        """Send ``line`` to everyone in ``room`` but ``exclude``: encoded once, written to each.
+    def broadcast(self, room: str, line: str, exclude: Optional["ChatMember"] = None) -> int:
+        """Send ``line`` to everyone in ``room`` but ``exclude``; return the deliveries it cost.
 
-        Costs O(members in the room) writes. A write may close a member that
-        is too far behind (its send-buffer cap); the loop goes on to the next,
-        and that member's ``connection_lost`` tells the room later.
+        Encoded once, written to each: O(members in the room) writes. A
+        write may close a member that is too far behind (its send-buffer
+        cap); the loop goes on, and that member's ``connection_lost`` tells
+        the room later.
         """
         data = encode_line(line)
+        recipients = 0
         for member in list(self.rooms.get(room, ())):
             if member is not exclude:
                 member.deliver(data)
+                recipients += 1
+        return recipients * deliveries(data)
 
 
 class ChatMember(FramedProtocol):
@@ -116,7 +202,8 @@ class ChatMember(FramedProtocol):
 
     Callback order (``FramedProtocol``'s): ``connection_made`` (sends the
     greeting), ``frame_received`` per line, ``framing_error`` for a line over
-    ``MAX_LINE_BYTES``, ``connection_lost`` (tells the room, once).
+    ``MAX_LINE_BYTES``, ``connection_lost`` (tells the room, once). Over its
+    budget, lines wait in ``inbox`` and ``release`` runs them from a timer.
     """
 
     framer = LineFramer(max_length=MAX_LINE_BYTES)
@@ -125,85 +212,137 @@ class ChatMember(FramedProtocol):
         self.service = service
         self.nick: Optional[str] = None
         self.room: Optional[str] = None
+        self.budget: Any = None                 # a TokenBucket of deliveries, or None
+        #: Lines received while over budget, oldest first; None while not held.
+        #: Not None exactly while our pause_reading() is in force.
+        self.inbox: Optional[Deque[bytes]] = None
+        self.release_timer: Any = None
 
     # -- protocol callbacks ------------------------------------------------
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
+        self.budget = bucket(self.service.fanout_rate, transport.loop.time())
         self.say("welcome to reactor chat; enter a nick")
 
     def frame_received(self, frame: Any) -> None:
-        line = bytes(frame).decode("utf-8", "replace").strip()
-        if self.nick is None:
-            self.choose_nick(line)
-        elif line.startswith("/"):
-            self.command(line)
-        elif line:
-            self.service.broadcast(self.room, "%s: %s" % (self.nick, line), exclude=self)
+        if self.inbox is not None:              # held: wait behind the lines already waiting
+            self.inbox.append(bytes(frame))
+            return
+        wait = self.handle(frame)
+        if wait and not self.transport.is_closing():
+            self.inbox = collections.deque()
+            self.service.fanout_holds += 1
+            self.transport.pause_reading()
+            self.release_timer = self.transport.loop.call_later(
+                wait, self.transport.run_protected, self.release)
 
     def framing_error(self, exc: FramingError) -> None:
         self.say("error: line longer than %d bytes; closing" % MAX_LINE_BYTES)
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
+        if self.release_timer is not None:
+            self.release_timer.cancel()
+        self.release_timer = self.inbox = None
         if self.nick is not None:
             reason = getattr(exc, "reason", None)         # the framework closed it: say why
             self.service.leave(self, "left" if reason is None else "was disconnected (%s)"
                                % reason.replace("_", " "))
-            self.service.members.pop(self.nick, None)
+            self.service.members.pop(self.nick.casefold(), None)
+
+    # -- the fan-out budget ------------------------------------------------------
+
+    def handle(self, frame: Any) -> float:
+        """Act on one received line; return the seconds its deliveries put us in debt (or 0.0)."""
+        line = printable(bytes(frame).decode("utf-8", "replace").strip())
+        if self.nick is None:
+            cost = self.choose_nick(line)
+        elif line.startswith("/"):
+            cost = self.command(line)
+        elif line:
+            cost = self.service.broadcast(self.room, "%s: %s" % (self.nick, line), exclude=self)
+        else:
+            return 0.0
+        if self.budget is None:
+            return 0.0
+        return self.budget.take(cost, self.transport.loop.time())
+
+    def release(self) -> None:
+        """The budget has refilled: run waiting lines until it runs out again, then read on.
+
+        Each call does at most the budget's worth of work plus one line, so a
+        held member never holds the loop.
+        """
+        self.release_timer = None
+        inbox = self.inbox
+        transport = self.transport
+        while inbox and not transport.is_closing():
+            wait = self.handle(inbox.popleft())
+            if wait:                            # in debt again (even with the inbox empty)
+                self.release_timer = transport.loop.call_later(
+                    wait, transport.run_protected, self.release)
+                return
+        self.inbox = None
+        if not transport.is_closing():
+            transport.resume_reading()
 
     # -- chat logic ---------------------------------------------------------
 
-    def choose_nick(self, nick: str) -> None:
-        """Take ``nick`` if it is valid and free, else say why and wait for another."""
-        if not NAME.match(nick):
-            self.say("error: a nick is %s; try again" % NAME_RULE)
-        elif nick in self.service.members or nick in RESERVED_NICKS:
-            self.say("error: nick %s is taken; try another" % nick)
-        else:
-            self.nick = nick
-            self.service.members[nick] = self
-            self.say("* you are %s, in #%s; /help lists commands" % (nick, LOBBY))
-            self.service.enter(self, LOBBY)
+    def choose_nick(self, nick: str) -> int:
+        """Take ``nick`` if it is valid and free, else say why; return the deliveries."""
+        key = nick.casefold()
+        if not NICK.fullmatch(nick):
+            return self.say("error: a nick is %s; try again" % NICK_RULE)
+        if key in self.service.members or key in RESERVED_NICKS:
+            return self.say("error: nick %s is taken; try another" % nick)
+        self.nick = nick
+        self.service.members[key] = self
+        return (self.say("* you are %s, in #%s; /help lists commands" % (nick, LOBBY))
+                + self.service.enter(self, LOBBY))
 
-    def command(self, line: str) -> None:
-        """Run one ``/command`` line; docs/CHAT.md lists each reply."""
+    def command(self, line: str) -> int:
+        """Run one ``/command`` line; return its deliveries. docs/CHAT.md lists each reply."""
         name, _, rest = line.partition(" ")
         rest = rest.strip()
         service = self.service
         if name == "/join":
-            if not NAME.match(rest):
-                self.say("error: usage /join ROOM (%s)" % NAME_RULE)
-            elif rest == self.room:
-                self.say("* you are already in #%s" % rest)
-            else:
-                service.leave(self, "left for #%s" % rest)
-                self.say("* you are in #%s" % rest)
-                service.enter(self, rest)
-        elif name == "/who":
-            names = sorted(member.nick for member in service.rooms.get(self.room, ()))
-            self.say("* in #%s: %s" % (self.room, ", ".join(names)))
-        elif name == "/rooms":
-            rooms = sorted(service.rooms.items())
-            self.say("* rooms: " + ", ".join("#%s (%d)" % (room, len(members))
-                                             for room, members in rooms))
-        elif name == "/msg":
+            if not ROOM.fullmatch(rest):
+                return self.say("error: usage /join ROOM (%s)" % ROOM_RULE)
+            if rest == self.room:
+                return self.say("* you are already in #%s" % rest)
+            cost = service.leave(self, "left for #%s" % rest)
+            return cost + self.say("* you are in #%s" % rest) + service.enter(self, rest)
+        if name == "/who":
+            members = service.rooms.get(self.room, ())
+            names = heapq.nsmallest(service.list_max_names, (m.nick for m in members))
+            return len(members) + self.say("* in #%s: %s" % (self.room, listing(
+                names, len(members))))
+        if name == "/rooms":
+            rooms = heapq.nsmallest(service.list_max_names, service.rooms.items())
+            return len(service.rooms) + self.say("* rooms: " + listing(
+                ["#%s (%d)" % (room, len(members)) for room, members in rooms],
+                len(service.rooms)))
+        if name == "/msg":
             target, _, text = rest.partition(" ")
-            peer = service.members.get(target)
+            peer = service.members.get(target.casefold())
             if peer is None or not text.strip():
-                self.say("error: usage /msg NICK text (to someone connected)")
-            else:
-                peer.deliver(encode_line("%s (private): %s" % (self.nick, text.strip())))
-        elif name == "/quit":
+                return self.say("error: usage /msg NICK text (to someone connected)")
+            data = encode_line("%s (private): %s" % (self.nick, text.strip()))
+            peer.deliver(data)
+            return deliveries(data)
+        if name == "/quit":
             self.say("* bye")
             self.transport.close()
-        elif name == "/help":
-            self.say(HELP)
-        else:
-            self.say("error: unknown command %s; %s" % (name, HELP))
+            return 0
+        if name == "/help":
+            return self.say(HELP)
+        return self.say("error: unknown command %s; %s" % (name, HELP))
 
-    def say(self, line: str) -> None:
-        """Send one line to this member."""
-        self.deliver(encode_line(line))
+    def say(self, line: str) -> int:
+        """Send one line to this member; return the deliveries it cost."""
+        data = encode_line(line)
+        self.deliver(data)
+        return deliveries(data)
 
     def deliver(self, data: bytes) -> None:
         """Write one encoded line to this member (unless it is closing) and count the frame.
@@ -211,9 +350,9 @@ class ChatMember(FramedProtocol):
         Discussion: why not ``send_frame``. It encodes per call, and a
         broadcast should encode once for the whole room. And the framer's
         ``max_length`` is the limit on what we *accept*: a line we send may
-        be longer (``NICK: `` before a 4 KiB line; ``/who`` in a big room),
-        and ``LineFramer.encode`` would refuse it. So chat encodes its own
-        lines and counts ``frames_out`` here, where ``send_frame`` would.
+        be longer (``NICK: `` before a 4 KiB line whose escapes grew it), and
+        ``LineFramer.encode`` would refuse it. So chat encodes its own lines
+        and counts ``frames_out`` here, where ``send_frame`` would.
         """
         transport = self.transport
         if transport.is_closing():
@@ -222,11 +361,38 @@ class ChatMember(FramedProtocol):
         self.frames_out += 1
 
 
+def fanout_budget(deliveries_per_second: float) -> Rate:
+    """Return the budget ``--fanout-rate`` means: that rate, bursts of ``FANOUT_BURST_SECONDS``."""
+    return Rate(deliveries_per_second,
+                burst=max(deliveries_per_second * FANOUT_BURST_SECONDS, 1.0))
+
+
+def printable(text: str) -> str:
+    """Return ``text`` with each ``UNSAFE`` character as a Python escape (``\\x1b``, ``\\u202e``).
+
+    Escaped rather than dropped, so a reader sees that something was there.
+    A backslash the member typed stays as it is: ``\\x1b`` typed by hand
+    looks the same, harmlessly, since either way it is text after ``NICK: ``.
+    """
+    return UNSAFE.sub(_escape, text)
+
+
+def listing(names: Any, total: int) -> str:
+    """Join ``names`` with ", ", adding `` and N more`` when ``total`` is larger."""
+    text = ", ".join(names)
+    return text if total <= len(names) else "%s and %d more" % (text, total - len(names))
+
+
+def deliveries(data: bytes) -> int:
+    """Return what writing ``data`` to one member costs: one per started ``DELIVERY_BYTES``."""
+    return (len(data) + DELIVERY_BYTES - 1) // DELIVERY_BYTES
+
+
 def encode_line(line: str) -> bytes:
     """Return ``line`` as it goes on the wire: UTF-8 and ``\\n``.
 
-    ``line`` holds no newline: text comes from one received line, and nicks
-    and room names cannot contain one.
+    ``line`` holds no newline: text comes from one received line, escaped
+    by ``printable``, and nicks and room names cannot contain one.
     """
     return line.encode("utf-8") + b"\n"
 
@@ -250,11 +416,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-backlog", type=int, default=DEFAULT_BACKLOG_BYTES,
                         metavar="BYTES", help="disconnect a member with more than this many "
                                               "unread bytes queued (default 256 KiB)")
+    parser.add_argument("--fanout-rate", type=float, default=DEFAULT_FANOUT_PER_SECOND,
+                        metavar="DELIVERIES_PER_S",
+                        help="lines (of up to 512 bytes, to one member each) a member's "
+                             "lines may cause per second, bursts of 0.1 s worth; past it the "
+                             "member's reading pauses (default 20000; 0: no limit)")
 
 
 def run(args: Any) -> int:
-    """Serve chat until SIGINT/SIGTERM; SystemExit with one line for a bad --max-backlog."""
+    """Serve chat until SIGINT/SIGTERM; SystemExit with one line for a bad option."""
     if args.max_backlog < 1:
         raise SystemExit("--max-backlog must be a whole number of bytes >= 1, got %d"
                          % args.max_backlog)
-    return serve(args, ChatService().protocol, base_limits=chat_limits(args.max_backlog))
+    if not 0 <= args.fanout_rate < math.inf:                # also refuses NaN
+        raise SystemExit("--fanout-rate must be a finite number >= 0 (0: no limit), got %g"
+                         % args.fanout_rate)
+    service = ChatService(fanout_budget(args.fanout_rate) if args.fanout_rate else None)
+    return serve(args, service.protocol, base_limits=chat_limits(args.max_backlog))
+
+
+def _escape(match: Any) -> str:
+    return ascii(match.group())[1:-1]
