@@ -14,6 +14,8 @@ Scenarios (each a few seconds):
                 write of 32,000 lines. Figure: the attacker's lines one member
                 got within 5 s (bound: 10 x 5 + burst 10), the probe's /help
                 latency, and how long SIGTERM then takes (grace 2 s).
+  sigterm_stall the same write with 100 members, then SIGTERM 0.5 s later.
+                Figure: seconds until the server exits (grace 2 s).
   who_flood     chat --msg-rate 5, 200 members; one write of /who x 10,000.
                 Figure: bytes sent back to the attacker within 5 s.
   churn         echo --ip-rate 10000 --idle-timeout 5; connect, send 64 KB,
@@ -92,8 +94,9 @@ class Server:
 class Probe(threading.Thread):
     """A well-behaved client from 127.0.0.2: one request every 50 ms, latencies recorded."""
 
-    def __init__(self, port, request, answered, hello=b""):
+    def __init__(self, port, request, answered, hello=b"", interval=0.05):
         super().__init__(daemon=True)
+        self.interval = interval
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.2", 0))
         self.sock.connect(("127.0.0.1", port))
@@ -122,7 +125,7 @@ class Probe(threading.Thread):
                 self.sock.sendall(self.request)
                 self._read_until(self.answered)
                 self.latencies.append(time.monotonic() - started)
-                time.sleep(0.05)
+                time.sleep(self.interval)
         except OSError:
             self.latencies.append(float("inf"))
 
@@ -168,7 +171,7 @@ def chat_stall(tree):
     time.sleep(0.5)
     drain(members, 0.3)
     probe = Probe(server.port, b"/help\n", lambda data: b"\n" in data and b"/join" in data,
-                  hello=b"probe\n")
+                  hello=b"probe\n", interval=0.25)      # 4/s: under the probe's own 10/s
     probe.start()
     attacker = member(server.port, "mallory", "127.0.0.3")
     time.sleep(0.3)
@@ -176,10 +179,28 @@ def chat_stall(tree):
     _, got = drain(members[:1], 5.0, b"mallory: a")
     probed = probe.finish()
     exit_seconds = server.stop()
+    disconnected = _closed(attacker)
     for sock in members + [attacker]:
         sock.close()
     return dict(probed, attacker_lines_one_member_got_in_5s=got, bound=10 * 5 + 10,
-                sigterm_exit_seconds=exit_seconds)
+                attacker_disconnected=disconnected, sigterm_exit_seconds=exit_seconds)
+
+
+def sigterm_stall(tree):
+    server = Server(tree, "chat", "--port", "0", "--msg-rate", "10", "--ip-msg-rate", "10")
+    members = [member(server.port, "m%d" % i) for i in range(100)]
+    time.sleep(1.0)
+    drain(members, 0.5)
+    reader = threading.Thread(target=drain, args=(members, 70.0), daemon=True)
+    reader.start()
+    attacker = member(server.port, "mallory", "127.0.0.3")
+    time.sleep(0.3)
+    attacker.sendall(b"a\n" * 32000)
+    time.sleep(0.5)
+    exit_seconds = server.stop(timeout=60)
+    for sock in members + [attacker]:
+        sock.close()
+    return {"sigterm_exit_seconds": exit_seconds, "grace_seconds": 2}
 
 
 def who_flood(tree):
@@ -188,7 +209,7 @@ def who_flood(tree):
     time.sleep(1.0)
     drain(members, 0.5)
     probe = Probe(server.port, b"/help\n", lambda data: b"\n" in data and b"/join" in data,
-                  hello=b"probe\n")
+                  hello=b"probe\n", interval=0.25)      # 4/s: under the probe's own 5/s
     probe.start()
     attacker = member(server.port, "mallory", "127.0.0.3")
     time.sleep(0.3)
@@ -197,10 +218,12 @@ def who_flood(tree):
     attacker.sendall(b"/who\n" * 10000)
     sent_back, _ = drain([attacker], 5.0)
     probed = probe.finish()
+    disconnected = _closed(attacker)
     server.stop()
     for sock in members + [attacker]:
         sock.close()
-    return dict(probed, bytes_back_in_5s=sent_back, bytes_in=5 * 10000)
+    return dict(probed, bytes_back_in_5s=sent_back, bytes_in=5 * 10000,
+                attacker_disconnected=disconnected)
 
 
 def churn(tree):
@@ -248,9 +271,12 @@ def partial(tree):
 
 
 def _closed(sock):
+    """Tell whether the server closed ``sock`` (reading whatever was still pending first)."""
     sock.setblocking(False)
     try:
-        return sock.recv(1, socket.MSG_PEEK) == b""
+        while True:
+            if not sock.recv(1 << 20):
+                return True
     except BlockingIOError:
         return False
     except OSError:
@@ -263,7 +289,7 @@ def udp_loop(tree):
     server = subprocess.Popen([sys.executable, "-m", "reactor", "echo", "--udp", "--port", "0"],
                               cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               text=True)
-    match = re.search(r":(\d+)", server.stderr.readline())
+    match = re.search(r"listening on \S+:(\d+)", server.stderr.readline())
     port = int(match.group(1))
     payload = b"loop"
     udp = struct.pack("!HHHH", port, port, 8 + len(payload), 0) + payload
@@ -286,7 +312,8 @@ def udp_loop(tree):
     return {"server_cpu_percent_over_3s": 100 * used / 3.0}
 
 
-SCENARIOS = {"chat_stall": chat_stall, "who_flood": who_flood, "churn": churn,
+SCENARIOS = {"chat_stall": chat_stall, "sigterm_stall": sigterm_stall, "who_flood": who_flood,
+             "churn": churn,
              "partial": partial, "udp_loop": udp_loop}
 
 

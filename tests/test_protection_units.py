@@ -335,3 +335,28 @@ def test_format_stats_lists_only_nonzero_rejections():
     assert line == ("connections=3 peak=9 accepted=40 bytes_in=100 bytes_out=90 frames_in=4 "
                     "frames_out=4 rejected: per_ip=1 auth=2")
 
+
+
+def test_resting_clients_are_swept_past_one_still_refilling():
+    """One client with a long refill at the head does not keep thousands of settled records
+    behind it (20,301 stayed before): each new client sweeps past it."""
+    from reactor import FakeClock, Reactor
+    from reactor.protect.admission import Admission
+    clock = FakeClock(100.0)
+    loop = Reactor(clock=clock)
+    try:
+        admission = Admission(loop, Limits(ip_rate_messages=Rate(1, burst=2000)), None, {})
+        slow = admission.admit(("10.0.0.1", 1))
+        slow.messages_bucket.take(2000, clock())         # 2,000 s to refill
+        admission.closed(slow)
+        for i in range(5000):                             # brief visitors: 1 s to refill
+            client = admission.admit(("10.1.%d.%d" % (i // 250, i % 250), 1))
+            client.messages_bucket.take(1, clock())
+            admission.closed(client)
+        clock.advance(5.0)                                # every visitor has refilled
+        for i in range(2000):
+            admission.closed(admission.admit(("10.2.%d.%d" % (i // 250, i % 250), 1)))
+        resting = admission.stats()["clients_resting"]
+        assert 1 <= resting < 1000, resting               # swept, though 10.0.0.1 still rests
+    finally:
+        loop.close()

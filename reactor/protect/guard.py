@@ -126,18 +126,30 @@ class Guard(Layer):
     def data_received(self, data: bytes) -> None:
         """Note the activity, have the rates paid (or hold the bytes back), pass the bytes on."""
         # Hot path: once per read of a guarded connection. The common case is
-        # one clock read, an attribute write, two subtractions from the rate
-        # credit the shaper leased (no bucket is touched) and the app's call.
+        # one clock read, two subtractions from the credit the shaper leased
+        # (its test written out here: one call less per read), an attribute
+        # write and the app's own call.
         now = self._clock()
         if self._state is not _OPEN:
             self._last_activity = now
             if self._state is _AUTHENTICATING:
                 self._authenticate(data)
             return
-        if self._shaper is not None and not self._shaper.admit_bytes(data, now):
-            return                                   # held back: delivered when paid for
+        shaper = self._shaper
+        if shaper is not None:
+            size = len(data)
+            if (shaper.held is None and shaper.byte_credit >= size
+                    and shaper.message_credit >= shaper.read_cost):
+                shaper.byte_credit -= size
+                shaper.message_credit -= shaper.read_cost
+            elif not shaper.admit_bytes(data, now):
+                return                               # held back: delivered when paid for
         self._last_activity = now
-        self._deliver(data)
+        if self._framed:
+            self._deliver(data)
+        else:
+            self._app.data_received(data)
+            self._first_frame_deadline = None
 
     def eof_received(self) -> Optional[bool]:
         """Pass the peer's half-close on; during auth it simply ends the connection."""

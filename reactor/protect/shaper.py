@@ -49,12 +49,14 @@ class Shaper:
     ``deliver(data)`` hands held-back bytes to the app (the guard's own
     delivery); ``framed_app`` is the framed protocol whose backlog
     ``deliver_frames()`` continues once frames are paid for (or None).
+    ``held``, ``byte_credit``, ``message_credit`` and ``read_cost`` are
+    public because the guard tests them inline, once per read.
     """
 
     __slots__ = ("_loop", "_clock", "_transport", "_deliver", "_byte_buckets",
-                 "_message_buckets", "_byte_lease", "_message_lease", "_byte_credit",
-                 "_message_credit", "_charge_reads", "_disconnect", "_max_hold_seconds",
-                 "_held", "_frames_waiting", "_framed_app", "_timer", "_holding",
+                 "_message_buckets", "_byte_lease", "_message_lease", "byte_credit",
+                 "message_credit", "read_cost", "_disconnect", "_max_hold_seconds",
+                 "held", "_frames_waiting", "_framed_app", "_timer", "_holding",
                  "_hold_since", "_report_held", "_counters")
 
     def __init__(self, loop: Any, limits: Limits, client: Any, counters: Optional[Dict[str, int]],
@@ -74,12 +76,14 @@ class Shaper:
         # leases them); infinite for a kind with no bucket.
         self._byte_lease = lease_size(self._byte_buckets)
         self._message_lease = lease_size(self._message_buckets)
-        self._byte_credit = 0.0 if self._byte_buckets else _INF
-        self._message_credit = 0.0 if self._message_buckets else _INF
-        self._charge_reads = False              # a raw app: each read is one message
+        self.byte_credit = 0.0 if self._byte_buckets else _INF
+        self.message_credit = 0.0 if self._message_buckets else _INF
+        #: Messages one read costs: 1 for a raw app with a message rate, else 0
+        #: (a framed app's frames are charged by its gate).
+        self.read_cost = 0.0
         self._disconnect = limits.rate_action == "disconnect"
         self._max_hold_seconds = limits.max_rate_debt_seconds
-        self._held: Optional[bytearray] = None  # bytes read and not yet paid for
+        self.held: Optional[bytearray] = None  # bytes read and not yet paid for
         self._frames_waiting = False            # the framed app's gate refused frames
         self._framed_app: Any = None
         self._timer: Any = None
@@ -102,37 +106,46 @@ class Shaper:
         self._framed_app = framed_app
         if framed_app is not None and self._message_buckets:
             framed_app.frame_gate = self.admit_frames
-        self._charge_reads = framed_app is None and bool(self._message_buckets)
+        self.read_cost = 1.0 if framed_app is None and self._message_buckets else 0.0
 
     def admit_bytes(self, data: bytes, now: float) -> bool:
-        """Charge a read; True if all of it may go to the app now, else it is held back."""
-        # Hot path: once per read of a rate-limited connection. The common
-        # case is two subtractions from the leased credit.
+        """Charge a read the leased credit does not cover; True if it may all go now.
+
+        (The guard first tests the credit itself.) One grant from the buckets
+        renews the lease; what they cannot pay for is held back.
+        """
         size = len(data)
-        if (self._held is None and self._byte_credit >= size
-                and (not self._charge_reads or self._message_credit >= 1.0)):
-            self._byte_credit -= size
-            if self._charge_reads:
-                self._message_credit -= 1.0
-            return True
-        if self._held is None:
-            self._held = bytearray(data)
+        if self.held is None:
+            if self.byte_credit < size:
+                granted, leased = grant(self._byte_buckets, size - self.byte_credit,
+                                        self._byte_lease, now)
+                self.byte_credit += granted + leased
+            if self.message_credit < self.read_cost:
+                granted, leased = grant(self._message_buckets,
+                                        self.read_cost - self.message_credit,
+                                        self._message_lease, now)
+                self.message_credit += granted + leased
+            if self.byte_credit >= size and self.message_credit >= self.read_cost:
+                self.byte_credit -= size
+                self.message_credit -= self.read_cost
+                return True
+            self.held = bytearray(data)
         else:
-            self._held += data
+            self.held += data
         self._release(now)
         return False
 
     def admit_frames(self, wanted: int) -> int:
         """The framed app's gate: how many of ``wanted`` frames are paid for now."""
-        credit = self._message_credit
+        credit = self.message_credit
         if credit >= wanted:
-            self._message_credit = credit - wanted
+            self.message_credit = credit - wanted
             return wanted
         now = self._clock()
         granted, leased = grant(self._message_buckets, wanted - credit, self._message_lease, now)
         credit += granted + leased
         admitted = min(wanted, int(credit))
-        self._message_credit = credit - admitted
+        self.message_credit = credit - admitted
         if admitted < wanted:
             self._frames_waiting = True
             self._over_rate("messages", now)
@@ -142,12 +155,12 @@ class Shaper:
         """The connection ended: stop the timer, give leased tokens back to the siblings."""
         if self._timer is not None:
             self._timer.cancel()
-        if 0.0 < self._byte_credit < _INF:
-            refund(self._byte_buckets, self._byte_credit)
-        if 0.0 < self._message_credit < _INF:
-            refund(self._message_buckets, self._message_credit)
-        self._byte_credit = self._message_credit = 0.0
-        self._held = None
+        if 0.0 < self.byte_credit < _INF:
+            refund(self._byte_buckets, self.byte_credit)
+        if 0.0 < self.message_credit < _INF:
+            refund(self._message_buckets, self.message_credit)
+        self.byte_credit = self.message_credit = 0.0
+        self.held = None
 
     def describe(self) -> str:
         """Say which rates apply, for log lines."""
@@ -158,33 +171,33 @@ class Shaper:
 
     def _release(self, now: float) -> None:
         """Hand over the held bytes the buckets can pay for; hold reading for the rest."""
-        held = self._held
+        held = self.held
         while held:
-            if self._byte_credit < len(held):
-                granted, leased = grant(self._byte_buckets, len(held) - self._byte_credit,
+            if self.byte_credit < len(held):
+                granted, leased = grant(self._byte_buckets, len(held) - self.byte_credit,
                                         self._byte_lease, now)
-                self._byte_credit += granted + leased
-            size = min(len(held), int(self._byte_credit))
-            if self._charge_reads and size:
-                if self._message_credit < 1.0:
-                    granted, leased = grant(self._message_buckets, 1.0 - self._message_credit,
+                self.byte_credit += granted + leased
+            size = min(len(held), int(self.byte_credit))
+            if self.read_cost and size:
+                if self.message_credit < 1.0:
+                    granted, leased = grant(self._message_buckets, 1.0 - self.message_credit,
                                             self._message_lease, now)
-                    self._message_credit += granted + leased
-                if self._message_credit < 1.0:
+                    self.message_credit += granted + leased
+                if self.message_credit < 1.0:
                     size = 0
                 else:
-                    self._message_credit -= 1.0
+                    self.message_credit -= 1.0
             if not size:
                 self._over_rate("bytes", now)
                 return
-            self._byte_credit -= size
+            self.byte_credit -= size
             chunk = bytes(held[:size])
             del held[:size]
             self._hold_since = now
             self._deliver(chunk)
-            if self._held is None or self._transport.is_closing():
+            if self.held is None or self._transport.is_closing():
                 return
-        self._held = None
+        self.held = None
         self._report(0)
         self._unhold()
 
@@ -200,9 +213,9 @@ class Shaper:
                 "sent faster than the rate limit (%s)" % self.describe()), flush=False)
             return
         debt = 0.0
-        if self._held is not None:
-            self._report(len(self._held))
-            debt = wait_for(self._byte_buckets, len(self._held), now)
+        if self.held is not None:
+            self._report(len(self.held))
+            debt = wait_for(self._byte_buckets, len(self.held), now)
         if self._frames_waiting:
             debt = max(debt, wait_for(self._message_buckets,
                                       self._framed_app.frames_waiting(), now))
@@ -220,7 +233,7 @@ class Shaper:
             self._transport.hold_reading(HOLD_RATE)
             if self._counters is not None:
                 self._counters["rate_pauses"] = self._counters.get("rate_pauses", 0) + 1
-        buckets = self._byte_buckets if self._held else ()
+        buckets = self._byte_buckets if self.held else ()
         if self._frames_waiting:
             buckets += self._message_buckets
         wait = wait_for(buckets or self._byte_buckets + self._message_buckets, 1.0, now)
@@ -231,7 +244,7 @@ class Shaper:
             self._timer.reset(wait)
 
     def _unhold(self) -> None:
-        if self._holding and not self._frames_waiting and self._held is None:
+        if self._holding and not self._frames_waiting and self.held is None:
             self._holding = False
             self._transport.release_reading(HOLD_RATE)
 
@@ -251,9 +264,9 @@ class Shaper:
                 "held for %.3g s with no input paid for by its rate (%s)"
                 % (now - self._hold_since, self.describe())), flush=False)
             return
-        if self._held is not None:
+        if self.held is not None:
             self._release(now)
-            if self._held is not None or transport.is_closing():
+            if self.held is not None or transport.is_closing():
                 return
         if self._frames_waiting:
             self._frames_waiting = False
