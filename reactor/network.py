@@ -1,11 +1,10 @@
 """The Reactor: the event loop plus the ways to listen and connect.
 
-``loop.EventLoop`` knows callbacks, timers and file descriptors and
-nothing about sockets or protocols, so it can be read and tested alone.
-This module adds what applications call (``listen_tcp``, ``connect_tcp``
-...), each a thin front for ``server.py`` and ``client.py``. Keeping them
-here, rather than in the loop, is what lets the loop sit below the
-transports in the layer table: no module imports from above itself.
+``loop.EventLoop`` knows callbacks, timers and file descriptors, nothing
+of sockets or protocols. This module adds what applications call
+(``listen_tcp``, ``connect_tcp`` ...), each a thin front for ``server.py``
+and ``client.py``; here, not in the loop, so that the loop sits below the
+transports in the layer table.
 """
 
 import concurrent.futures
@@ -31,7 +30,7 @@ try:
 except ImportError:          # a vendored copy without reactor/protect/: unguarded datagrams only
     DatagramGuard = None  # type: ignore[assignment,misc]
 
-ProtocolFactory = Callable[[], Any]
+ProtocolFactory = Callable[[], Any]                 # a class, or a function making a protocol
 
 
 class Reactor(EventLoop):
@@ -44,11 +43,10 @@ class Reactor(EventLoop):
     log and thread checks; default ``REACTOR_DEBUG``), ``tick_seconds`` (the
     wheel's granularity, 1 ms) and ``slow_callback_seconds``.
 
-    Every listen and connect call takes ``limits`` (a
-    :class:`~reactor.policy.Limits`); the common ones also have keyword
-    shortcuts. Arguments are checked when you call, not when the first
-    connection arrives: a port outside 0-65535, a protocol instance where a
-    factory belongs, or a ``Limits`` field that cannot apply raises at once.
+    Every listen and connect call takes ``limits`` (a ``Limits``; the common
+    fields also as keywords). Arguments are checked at the call: a port
+    outside 0-65535, a protocol instance where a factory belongs, or a
+    ``Limits`` field that cannot apply raises at once.
     """
 
     def __init__(self, selector: Optional[selectors.BaseSelector] = None,
@@ -159,8 +157,7 @@ class Reactor(EventLoop):
                      auth_token: Any = None, psk: Any = None) -> Connector:
         """Connect to the Unix stream socket at ``path``; like ``connect_tcp``.
 
-        With ``ssl``, pass the ``server_hostname`` the certificate names (a
-        path is not a host name), or a context with ``check_hostname`` off.
+        With ``ssl``, pass the ``server_hostname`` the certificate names.
         """
         self._check_usable("connect_unix")
         _check_factory(protocol_factory, "connect_unix")

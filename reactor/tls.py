@@ -45,6 +45,10 @@ from typing import Any, Callable, Optional
 from .addresses import format_address
 from .errors import TLSHandshakeTimeoutError, TLSProtocolError, TransportClosedError
 from .protocols import Layer
+from .tls_contexts import client_context, describe_tls_error, server_context
+
+__all__ = ["TLSTransport", "TLSState", "client_context", "server_context", "describe_tls_error",
+           "DEFAULT_HANDSHAKE_TIMEOUT", "DEFAULT_SHUTDOWN_TIMEOUT"]
 
 logger = logging.getLogger("reactor")
 
@@ -52,10 +56,6 @@ logger = logging.getLogger("reactor")
 READ_CHUNK_BYTES = 64 * 1024
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
-
-#: OpenSSL reasons that usually mean the peer spoke plaintext to a TLS port.
-PLAINTEXT_REASONS = frozenset(("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "HTTPS_PROXY_REQUEST",
-                               "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"))
 
 
 class TLSState(enum.Enum):
@@ -379,33 +379,3 @@ class TLSTransport(Layer):
 
     def _peer(self) -> str:
         return format_address(self.get_extra_info("peername"))
-
-
-def describe_tls_error(exc: BaseException) -> str:
-    """Say in one line why a TLS handshake failed, with a hint where one helps."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return "certificate rejected: %s" % (exc.verify_message or exc.reason)
-    reason = getattr(exc, "reason", None)
-    if reason in PLAINTEXT_REASONS:
-        return "%s (plaintext sent to a TLS port?)" % reason
-    if reason:
-        return "%s (%s)" % (reason, exc)
-    return str(exc) or type(exc).__name__
-
-
-def client_context(verify: bool = True, cafile: Optional[str] = None) -> ssl.SSLContext:
-    """Return a client context that verifies certificates and host names (TLS 1.2 minimum)."""
-    context = ssl.create_default_context(cafile=cafile)
-    context.minimum_version = max(context.minimum_version, ssl.TLSVersion.TLSv1_2)
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def server_context(certfile: str, keyfile: Optional[str] = None) -> ssl.SSLContext:
-    """Return a server context for ``certfile`` / ``keyfile`` (TLS 1.2 minimum)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(certfile, keyfile)
-    return context

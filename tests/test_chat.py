@@ -23,7 +23,8 @@ import pytest
 
 from reactor import FakeClock, FramedProtocol, Limits, Reactor
 from reactor.apps import chat as chat_app
-from reactor.apps.chat import HELP, UNSAFE, ChatService, chat_limits
+from reactor.apps.chat import HELP, ChatService, chat_limits
+from reactor.apps.chat_text import UNSAFE
 from reactor.framing import LineFramer
 from reactor.policy import Rate
 from reactor.protect.auth import PskAuth, TokenAuth

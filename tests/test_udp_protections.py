@@ -23,7 +23,7 @@ import pytest
 
 from reactor import FakeClock, Limits, Reactor
 from reactor.apps.echo import DatagramEchoProtocol
-from reactor.datagrams import ReflectionFilter
+from reactor.reflection import ReflectionFilter
 from reactor.policy import Rate
 from reactor.protect import datagram_guard
 from reactor.protect.datagram_guard import SourceTable

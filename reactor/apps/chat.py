@@ -64,25 +64,22 @@ an unbounded reply in a big room would pass ``--max-backlog`` by itself.
 Joins and leaves are announced only in rooms of at most 100 members, so
 2,000 members coming in cost O(N) lines, not O(N^2).
 
-**What a member cannot forge** (``docs/CHAT.md``, *Telling server lines
-apart*): ``printable`` escapes control and format characters in every
-line it receives (ESC, CR, U+2028, U+202E ... become ``\\x1b``, ``\\r``,
-``\\u2028``), so member text never moves the cursor or starts a line. A
-nick is ASCII, starts with a letter and ends with a letter or digit, so no
-member line starts with ``*``, and nicks are unique ignoring case.
+**What a member cannot forge**: ``chat_text.py`` escapes control and format
+characters in every line (ESC becomes ``\\x1b``), and a nick is a plain
+ASCII word, unique ignoring case.
 """
 
 import argparse
 import collections
 import heapq
 import math
-import re
 from typing import Any, Deque, Dict, Optional, Set
 
 from ..framed import FramedProtocol
 from ..framing import FramingError, LineFramer
 from ..policy import DEFAULT_LIMITS, Limits, Rate
 from ..protect.ratelimit import bucket
+from .chat_text import NICK, NICK_RULE, RESERVED_NICKS, ROOM, ROOM_RULE, printable
 from .serving import add_server_options, serve
 
 SUMMARY = "chat server: rooms, nicks and private messages over plain lines"
@@ -103,30 +100,8 @@ ANNOUNCE_MAX_MEMBERS = 100
 #: /who and /rooms list at most this many names, then " and N more".
 LIST_MAX_NAMES = 100
 LOBBY = "lobby"
-#: A nick: ASCII, starts with a letter, ends with a letter or digit (no
-#: look-alike "victim." beside "victim"). Unique ignoring case.
-NICK = re.compile(r"[A-Za-z](?:[A-Za-z0-9_.-]{0,30}[A-Za-z0-9])?")
-NICK_RULE = ("1-32 letters, digits, '_', '-' or '.', starting with a letter "
-             "and ending with a letter or digit")
-#: A room name (written without its '#').
-ROOM = re.compile(r"[A-Za-z0-9_.-]{1,32}")
-ROOM_RULE = "1-32 letters, digits, '_', '-' or '.'"
-#: Nicks nobody gets: "error: hi" from a member named error would pass for
-#: the server's own error line (and "commands: ..." for the /help reply).
-RESERVED_NICKS = frozenset({"error", "commands"})
 HELP = ("commands: /join ROOM, /who, /rooms, /msg NICK text, /quit, /help; "
         "anything else goes to your room")
-#: What ``printable`` escapes: the Unicode categories Cc, Cf, Zl and Zp (as
-#: of Unicode 15; a test checks this class against ``unicodedata``), except
-#: TAB and the joiners U+200C/U+200D, which emoji and some scripts need and
-#: which move no text.
-UNSAFE = re.compile(
-    "[\x00-\x08\x0a-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
-    "\u180e\u200b\u200e\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
-    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
-    "\U000e0001\U000e0020-\U000e007f]")
-
-
 class ChatService:
     """The shared state of one chat server: who is here, in which room, and the fan-out rules.
 
@@ -367,16 +342,6 @@ def fanout_budget(deliveries_per_second: float) -> Rate:
                 burst=max(deliveries_per_second * FANOUT_BURST_SECONDS, 1.0))
 
 
-def printable(text: str) -> str:
-    """Return ``text`` with each ``UNSAFE`` character as a Python escape (``\\x1b``, ``\\u202e``).
-
-    Escaped rather than dropped, so a reader sees that something was there.
-    A backslash the member typed stays as it is: ``\\x1b`` typed by hand
-    looks the same, harmlessly, since either way it is text after ``NICK: ``.
-    """
-    return UNSAFE.sub(_escape, text)
-
-
 def listing(names: Any, total: int) -> str:
     """Join ``names`` with ", ", adding `` and N more`` when ``total`` is larger."""
     text = ", ".join(names)
@@ -433,7 +398,3 @@ def run(args: Any) -> int:
                          % args.fanout_rate)
     service = ChatService(fanout_budget(args.fanout_rate) if args.fanout_rate else None)
     return serve(args, service.protocol, base_limits=chat_limits(args.max_backlog))
-
-
-def _escape(match: Any) -> str:
-    return ascii(match.group())[1:-1]

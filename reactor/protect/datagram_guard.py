@@ -51,7 +51,8 @@ import collections
 from typing import Any, Dict, Optional
 
 from ..addresses import format_address
-from ..datagrams import DropLog, logger
+from ..datagrams import logger
+from ..reflection import DropLog
 from ..policy import Limits, Rate
 from ..protocols import Layer
 from .admission import AccessFilter, client_key
