@@ -18,7 +18,7 @@ from reactor.errors import AuthenticationError, FirstFrameTimeoutError
 from reactor.framing import LengthPrefixFramer, LineFramer
 from reactor.policy import Rate
 
-from .support.certs import CA, SERVER_HOSTNAME, client_ctx, server_ctx
+from .support.certs import SERVER_HOSTNAME, client_ctx, raw_tls_client, server_ctx
 from .support.loops import advance, run_until
 from .support.peers import Peer, has_ipv6_loopback
 from .support.recorders import Recorder, random_payload
@@ -688,23 +688,10 @@ def test_reconnecting_does_not_reset_a_clients_bucket(fake_net):
 def test_tls_errors_after_the_handshake_are_counted_and_logged_sparingly(net, caplog):
     """50 peers that finish the handshake then send a bad record: each is closed and counted
     under 'tls', and the abuse log writes one line for them, not 50."""
-    import ssl
     server, made, address = serve(net, ssl=server_ctx())
-    context = ssl.create_default_context(cafile=CA)
     with caplog.at_level(logging.WARNING, logger="reactor"):
         for count in range(1, 51):
-            tls = context.wrap_socket(socket.create_connection(address, timeout=5),
-                                      server_hostname=SERVER_HOSTNAME,
-                                      do_handshake_on_connect=False)
-            tls.setblocking(False)
-
-            def handshake():
-                try:
-                    tls.do_handshake()
-                    return True
-                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                    return False
-            run_until(net, handshake)
+            tls = raw_tls_client(net, address)
             # Below TLS (the plain socket's sendall): an application-data record
             # header, then 32 bytes that fail the record's authentication.
             socket.socket.sendall(tls, b"\x17\x03\x03\x00\x20" + b"\x00" * 32)

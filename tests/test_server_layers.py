@@ -8,7 +8,7 @@ import pytest
 
 from reactor import Limits, Protocol
 
-from .support.certs import CA, cert, client_ctx, server_ctx
+from .support.certs import CA, cert, client_ctx, raw_tls_client, server_ctx
 from .support.loops import run_until
 from .support.processes import start_cli_on_port
 
@@ -104,18 +104,8 @@ def test_tls_shutdown_aborts_peers_that_never_answer_at_the_grace(loop):
     """A TLS peer that never sends its close_notify is aborted when the grace ends."""
     server_ctx, _ = contexts()
     server = loop.listen_tcp(Hello, "127.0.0.1", 0, ssl=server_ctx)
-    raw = socket.create_connection(server.addresses[0][:2], timeout=5)
-    tls = ssl.create_default_context(cafile=CA).wrap_socket(
-        raw, server_hostname="localhost", do_handshake_on_connect=False)
-    tls.setblocking(False)
+    tls = raw_tls_client(loop, server.addresses[0][:2])
     try:
-        def handshake():
-            try:
-                tls.do_handshake()
-                return True
-            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                return False
-        run_until(loop, handshake)
         run_until(loop, lambda: len(server) == 1 and Hello.made)
         done = []
         server.shutdown(grace_seconds=0.2, on_done=lambda: done.append(True))

@@ -31,3 +31,29 @@ def server_ctx(name="server"):
 def client_ctx():
     """Return a client context that trusts the test CA (and checks host names)."""
     return client_context(cafile=CA)
+
+
+def raw_tls_client(loop, address):
+    """Connect a plain ``ssl`` client socket trusting the test CA to ``address`` and finish
+    its handshake while ``loop`` (serving the other end) runs; return it, non-blocking.
+
+    For tests that misbehave below TLS: ``socket.socket.sendall(tls, data)`` writes to the
+    TCP connection directly, bypassing the TLS layer.
+    """
+    import socket
+    import ssl
+
+    from .loops import run_until
+    context = ssl.create_default_context(cafile=CA)
+    tls = context.wrap_socket(socket.create_connection(address, timeout=5),
+                              server_hostname=SERVER_HOSTNAME, do_handshake_on_connect=False)
+    tls.setblocking(False)
+
+    def handshake():
+        try:
+            tls.do_handshake()
+            return True
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return False
+    run_until(loop, handshake)
+    return tls
