@@ -24,6 +24,9 @@ by the protections' guard for message rates) may let fewer through: frames
 are charged to the rate *before* the application sees them, and the rest
 wait, reading held, until the guard has credit again and calls
 ``deliver_frames``. The backlog is bounded by one read's worth of frames.
+The application's own ``pause_reading()`` stops the *reading*: frames
+already cut from the last read still arrive, as they did when a read's
+frames all came in one call (asyncio's ``data_received`` is the same).
 
 **Bad input costs one connection, nothing else.** On ``FramingError``,
 ``framing_error(exc)`` runs (override it to send the peer a last word), then
