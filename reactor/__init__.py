@@ -3,23 +3,24 @@
 The reading order, one question per stop (docs/LEARN.md walks it, naming
 the function to open at each stop)::
 
-     1. loop.py        what does one pass of the loop do?
-     2. wakeup.py      how do other threads and signals wake a sleeping loop?
-     3. timers.py      what is a handle, a timer, a timer backend? (the heap twin)
-     4. wheel.py       how does a timing wheel schedule and cancel in O(1)?
-     5. protocols.py   what will be called on your code, in what order?
-     6. transports.py  what does every socket transport share? (one failure policy)
-     7. buffers.py     where do outgoing bytes wait?
-     8. streams.py     where does a byte come in and go out? (backpressure)
-     9. datagrams.py   what changes when messages are datagrams?
-    10. framing/       how do bytes become messages, sans I/O?
-    11. framed.py      how does a protocol receive whole messages?
-    12. tls.py         how does a layer sit between a transport and a protocol?
-    13. sockets.py     how is a listening socket made?
-    14. accept.py      how are connections accepted, even out of fds?
-    15. server.py      how is a connection admitted, stacked, shut down?
-    16. client.py      how does a non-blocking connect work?
-    17. network.py     Reactor = the loop + listen_* / connect_*
+    1. loop.py        what does one pass of the loop do?
+    2. poller.py      how does the loop learn which sockets are ready?
+    3. wakeup.py      how do other threads and signals wake a sleeping loop?
+    4. timers.py      what is a handle, a timer, a timer backend? (the heap twin)
+    5. wheel.py       how does a timing wheel schedule and cancel in O(1)?
+    6. protocols.py   what will be called on your code, in what order?
+    7. transports.py  what does every socket transport share? (one failure policy)
+    8. buffers.py     where do outgoing bytes wait?
+    9. streams.py     where does a byte come in and go out? (backpressure)
+   10. datagrams.py   what changes when messages are datagrams?
+   11. framing/       how do bytes become messages, sans I/O?
+   12. framed.py      how does a protocol receive whole messages?
+   13. tls.py         how does a layer sit between a transport and a protocol?
+   14. sockets.py     how is a listening socket made?
+   15. accept.py      how are connections accepted, even out of fds?
+   16. server.py      how is a connection admitted, stacked, shut down?
+   17. client.py      how does a non-blocking connect work?
+   18. network.py     Reactor = the loop + listen_* / connect_*
 
 Then, off the main path: ``clock.py`` (the injectable clock),
 ``policy.py`` (every limit as data), ``addresses.py``, ``errors.py``;

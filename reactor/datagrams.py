@@ -127,13 +127,15 @@ class DatagramTransport(SocketTransport):
         # Hot path: once per readable datagram socket per pass. Per datagram:
         # one recvfrom_into, one set lookup of the source port, one call up.
         # A protocol exception propagates to the loop (callback_failed); the
-        # datagrams not yet read stay in the kernel for the next pass.
+        # datagrams not yet read stay in the kernel for the next pass. The
+        # interest test covers closed and paused (an error on a paused socket
+        # reports it readable too; see poller.py), also by the protocol.
         view = self._read_view
         recvfrom_into = self._sock.recvfrom_into
         counters = self._counters
         screened_ports = self._screened_ports
         for _ in range(self._per_event):
-            if self._state is not _OPEN:
+            if not self._interest & EVENT_READ:
                 break
             try:
                 size, address = recvfrom_into(view)

@@ -21,17 +21,14 @@ They are separate functions so the normal path pays nothing for them:
 """
 
 import logging
-import selectors
 import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
+from .poller import READABLE, WRITABLE
 from .protocols import innermost_protocol
 from .timers import callback_name
 
 logger = logging.getLogger("reactor")
-
-EVENT_READ = selectors.EVENT_READ
-EVENT_WRITE = selectors.EVENT_WRITE
 
 
 def report(handler: Optional[Callable[[Any, Dict[str, Any]], None]], loop: Any,
@@ -65,12 +62,15 @@ def watcher_failed(loop: Any, watcher: Any, exc: Exception) -> None:
 
 def dispatch_timed(loop: Any, events: Any) -> None:
     """Step 2 in debug mode: dispatch I/O as ``_run_once`` does, timing each call."""
-    for key, mask in events:
-        watcher = key.data
+    watchers = loop._poller.watchers
+    for fd, bits in events:
+        watcher = watchers.get(fd)
+        if watcher is None:
+            continue
         try:
-            if mask & EVENT_READ:
+            if bits & READABLE:
                 call_timed(loop, watcher.on_readable, (), watcher, "read")
-            if mask & EVENT_WRITE:
+            if bits & WRITABLE:
                 call_timed(loop, watcher.on_writable, (), watcher, "write")
         except Exception as exc:
             watcher_failed(loop, watcher, exc)

@@ -1,29 +1,29 @@
-"""The reactor: one thread, one selector, a ready queue and a timer backend.
+"""The reactor: one thread, one poller, a ready queue and a timer backend.
 
 This is the whole event loop. Each *pass* does three things, in this order
 (Twisted's ``mainLoop`` and Redis's ``aeProcessEvents`` have the same shape)::
 
-    1. wait    selector.select(timeout)  -- timeout 0 if work is ready, else
+    1. wait    poller.wait(timeout)      -- timeout 0 if work is ready, else
                                             until the next timer deadline
     2. I/O     for each ready fd: watcher.on_readable() / on_writable()
     3. run     expire due timers into the ready queue, then run the callbacks
                that were queued *before* this step began
 
-Callbacks queued during step 3 run in the next pass, after the next select:
+Callbacks queued during step 3 run in the next pass, after the next wait:
 a callback that keeps re-queueing itself cannot starve the sockets.
 
-The selector key's ``data`` is the *watcher* itself (a transport, or a small
-holder of ``add_reader`` callbacks), called directly: from ``select`` to a
-protocol's ``data_received`` is two calls. Exceptions are caught once, around
-each dispatch. One that escapes a watcher goes to that watcher's
-``callback_failed`` (a transport ends that one connection; see
-``transports.py``); one that escapes a plain callback is logged. Either way
-the loop goes on.
+Each ready fd's *watcher* (a transport, or a holder of ``add_reader``
+callbacks) is found with one dict lookup and called directly: from the wait
+to a protocol's ``data_received`` is two calls. Exceptions are caught once,
+around each dispatch: one escaping a watcher goes to its ``callback_failed``
+(a transport ends that one connection); one escaping a plain callback is
+logged. Either way the loop goes on.
 
-Around the loop, each in its own module: waking it from other threads and
-from signals, and knowing which thread owns it (``wakeup.py``); the
-selector's registrations, and fds closed behind the loop's back
-(``watchers.py``); debug mode's timed twins of steps 2 and 3 (``debug.py``).
+Around the loop, each in its own module: waiting for I/O, epoll directly on
+Linux or any ``selectors`` selector (``poller.py``); waking from threads and
+signals, and which thread owns the loop (``wakeup.py``); registrations, and
+fds closed behind the loop's back (``watchers.py``); debug mode's timed
+twins of steps 2 and 3 (``debug.py``).
 
 Time: this module reads the clock; everything else is handed ``now``, with
 two documented exceptions that borrow its clock function (see ``clock.py``).
@@ -43,6 +43,7 @@ from .errors import LoopClosedError, LoopRunningError
 from .timers import (Handle, Periodic, Timer, callback_name, check_callable, check_deadline,
                      check_delay, check_interval)
 from .debug import dispatch_timed, report, run_ready_timed, watcher_failed
+from .poller import IN, OUT, READABLE, WRITABLE, make_poller
 from .wakeup import Wakeup, check_thread, claim_thread, release_thread
 from .watchers import Watchers, checked_fileobj
 from .wheel import TimerWheel
@@ -80,7 +81,8 @@ class EventLoop:
     ``listen_tcp``, ``connect_tcp`` and friends (``reactor/network.py``).
 
     Parameters (all optional): ``selector``, any ``selectors.BaseSelector``
-    (default: the platform's best, epoll, kqueue, poll or select); ``clock``,
+    (default: epoll called directly on Linux, else the platform's best of
+    kqueue, poll or select; see ``poller.py``); ``clock``,
     a zero-argument monotonic time function (inject a ``FakeClock`` to test
     timers without sleeping); ``timers``, a backend (``TimerWheel``, the
     default, with ``tick_seconds`` granularity, or ``HeapTimers``);
@@ -94,7 +96,7 @@ class EventLoop:
                  tick_seconds: float = 0.001,
                  slow_callback_seconds: float = SLOW_CALLBACK_SECONDS) -> None:
         self._clock = clock if clock is not None else monotonic
-        self._selector = selector if selector is not None else selectors.DefaultSelector()
+        self._poller = make_poller(selector)     # epoll itself, or the selector given
         now = self._clock()
         self._timers = timers if timers is not None else TimerWheel(tick_seconds, now)
         self._timers.clock = self._clock
@@ -114,10 +116,9 @@ class EventLoop:
         self._events_dispatched = 0
         self._timers_fired = 0
         self._thread_id: Optional[int] = None
-        # The selector's registrations. Transports call _watch/_rewatch/
-        # _unwatch on the loop; they are the Watchers' bound methods, so the
-        # seam costs no extra frame.
-        self._watchers = Watchers(self._selector, self)
+        # Transports call _watch/_rewatch/_unwatch on the loop: the Watchers'
+        # bound methods, so the seam costs no extra frame.
+        self._watchers = Watchers(self._poller, self)
         self._watch = self._watchers.watch
         self._rewatch = self._watchers.rewatch
         self._unwatch = self._watchers.unwatch
@@ -187,11 +188,10 @@ class EventLoop:
                    *args: Any) -> Periodic:
         """Run ``callback(*args)`` every ``interval`` seconds, first after one interval.
 
-        No drift: each deadline is the previous *deadline* plus the interval,
-        not the time the callback ran plus the interval. If the loop falls
-        behind by whole intervals, the missed calls are skipped rather than
-        run in a burst. An exception from ``callback`` is logged and the
-        calls go on. Returns a :class:`Periodic`; ``cancel()`` stops it.
+        No drift: each deadline is the previous *deadline* plus the interval.
+        Whole intervals the loop fell behind are skipped, not run in a burst.
+        An exception from ``callback`` is logged and the calls go on.
+        Returns a :class:`Periodic`; ``cancel()`` stops it.
         """
         check_interval(interval)
         check_callable(callback)
@@ -262,12 +262,11 @@ class EventLoop:
     def run(self, stop_on_signals: bool = True) -> None:
         """Run passes until ``stop()``; SIGINT and SIGTERM stop it cleanly too.
 
-        The signal handlers are installed only from the main thread, only
-        for signals that have no loop handler yet, and removed on return.
-        A second Ctrl-C while a callback blocks the loop raises
-        ``KeyboardInterrupt`` out of ``run()``. Raises
-        :class:`LoopRunningError` if this or another loop is running on this
-        thread, and :class:`LoopClosedError` after ``close()``.
+        The handlers are installed only from the main thread, only for
+        signals with no loop handler yet, and removed on return. A second
+        Ctrl-C while a callback blocks the loop raises ``KeyboardInterrupt``.
+        Raises :class:`LoopRunningError` if a loop is running on this thread,
+        :class:`LoopClosedError` after ``close()``.
         """
         self._enter("run")
         installed = []
@@ -308,11 +307,10 @@ class EventLoop:
         return self._state is _CLOSED
 
     def close(self) -> None:
-        """Release the selector, the wake-up socketpair and the signal handlers.
+        """Release the poller, the wake-up socketpair and the signal handlers; idempotent.
 
-        Idempotent. Pending callbacks and timers are dropped. File
-        descriptors added by the user or owned by transports are not closed
-        (the loop does not own them), only forgotten.
+        Pending callbacks and timers are dropped. Fds added by the user or
+        owned by transports are forgotten, not closed (the loop does not own them).
         """
         if self._state is _RUNNING:
             raise LoopRunningError("close() called on a running loop; call stop() first")
@@ -321,7 +319,7 @@ class EventLoop:
         self._state = _CLOSED
         self._strict = True
         self._ready.clear()
-        self._selector.close()
+        self._poller.close()
         self._wakeup.close()
 
     def stats(self) -> Dict[str, int]:
@@ -332,7 +330,7 @@ class EventLoop:
             "timers_fired": self._timers_fired,
             "timers_pending": len(self._timers),
             "ready": len(self._ready),
-            "fds": len(self._selector.get_map()) if self._state is not _CLOSED else 0,
+            "fds": len(self._poller.watchers) if self._state is not _CLOSED else 0,
         }
 
     def get_debug(self) -> bool:
@@ -348,9 +346,10 @@ class EventLoop:
 
     def _run_once(self, max_wait: Optional[float]) -> None:
         """Wait for I/O or the next deadline, dispatch I/O, then run what is ready."""
-        # Hot path: once per pass. No allocation beyond what select() returns.
+        # Hot path: once per pass. No allocation beyond the poller's list.
+        poller = self._poller
         try:
-            events = self._selector.select(self._sleep_seconds(max_wait))
+            events = poller.wait(self._sleep_seconds(max_wait))
         except OSError as exc:
             if exc.errno != errno.EBADF:
                 raise
@@ -359,13 +358,23 @@ class EventLoop:
         if self._debug:
             dispatch_timed(self, events)
         else:
-            for key, mask in events:
-                watcher = key.data
+            # One lookup and one call per ready fd; an error or hang-up calls both.
+            watchers = poller.watchers
+            for fd, bits in events:
                 try:
-                    if mask & EVENT_READ:
+                    watcher = watchers[fd]
+                except KeyError:               # unwatched earlier in this pass
+                    continue
+                try:
+                    if bits == IN:
                         watcher.on_readable()
-                    if mask & EVENT_WRITE:
+                    elif bits == OUT:
                         watcher.on_writable()
+                    else:
+                        if bits & READABLE:
+                            watcher.on_readable()
+                        if bits & WRITABLE:
+                            watcher.on_writable()
                 except Exception as exc:
                     watcher_failed(self, watcher, exc)
         ready = self._ready
@@ -400,9 +409,8 @@ class EventLoop:
 
     def _run_ready(self, count: int) -> None:
         """Step 3: run the first ``count`` ready callbacks (those queued before this step)."""
-        # Hot path: once per pass. popleft is hoisted into a local because
-        # this loop runs once per callback and a method lookup per
-        # iteration is measurable at a million callbacks per second.
+        # Hot path: once per pass. popleft is a local: a method lookup per
+        # callback is measurable at a million callbacks per second.
         popleft = self._ready.popleft
         for _ in range(count):
             handle = popleft()

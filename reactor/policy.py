@@ -77,7 +77,8 @@ class Limits:
     high_water_bytes: int = 64 * 1024
     #: Below this many queued bytes the protocol is told ``resume_writing()``.
     low_water_bytes: int = 16 * 1024
-    #: Size of the reused receive buffer; one recv_into() reads at most this.
+    #: Bytes one recv() asks for (a datagram socket: its reused receive buffer).
+    #: Above 64 KiB, glibc serves each read's allocation with mmap: slower.
     read_chunk_bytes: int = 64 * 1024
     #: Bytes read from one connection per readiness event before the loop
     #: moves on: one firehose connection cannot starve the others.

@@ -1,7 +1,8 @@
 """The watchers of fds added with ``add_reader`` / ``add_writer``, and stale registrations.
 
-A selector key's ``data`` is its *watcher*: the object whose ``on_readable``
-/ ``on_writable`` the loop calls. Transports and listening sockets are their
+A watched fd's *watcher* is the object whose ``on_readable`` /
+``on_writable`` the loop calls (the poller's ``watchers[fd]``, also the
+``data`` of its selector key; see ``poller.py``). Transports and listening sockets are their
 own watchers; an fd the user adds with ``add_reader`` gets an
 :class:`FdCallbacks`, which holds the callbacks.
 
@@ -33,7 +34,7 @@ EVENT_READ = selectors.EVENT_READ
 
 
 class Watchers:
-    """The loop's registrations with its selector: one key per fd, its data the watcher.
+    """The loop's registrations with its poller: one key per fd, its data the watcher.
 
     Transports and listeners register themselves (``watch`` / ``rewatch`` /
     ``unwatch``, which the loop exposes as ``_watch`` ...); read and write
@@ -41,28 +42,28 @@ class Watchers:
     User fds get an :class:`FdCallbacks` (``add_callback``).
     """
 
-    def __init__(self, selector: selectors.BaseSelector, loop: Any) -> None:
-        self._selector = selector
+    def __init__(self, poller: Any, loop: Any) -> None:
+        self._poller = poller
         self._loop = loop
 
     def watch(self, fileobj: Any, events: int, watcher: Any) -> None:
         """Register ``watcher`` for ``fileobj`` (a socket, not yet watched) with ``events``."""
         try:
-            self._selector.register(fileobj, events, watcher)
+            self._poller.register(fileobj, events, watcher)
         except KeyError:
             # The number is registered already, so its old file was closed
             # behind our back and the kernel handed the number out again.
             fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
-            self.drop_stale(self._selector.get_key(fd))
-            self._selector.register(fileobj, events, watcher)
+            self.drop_stale(self._poller.get_key(fd))
+            self._poller.register(fileobj, events, watcher)
 
     def rewatch(self, fd: int, events: int, watcher: Any) -> None:
         """Change the interest of a watched ``fd`` (``events`` non-zero)."""
         try:
-            self._selector.modify(fd, events, watcher)
+            self._poller.modify(fd, events, watcher)
         except OSError as exc:        # epoll/kqueue: the fd is gone (EBADF) or not ours (ENOENT)
             try:
-                key = self._selector.get_key(fd)
+                key = self._poller.get_key(fd)
             except KeyError:          # selectors forgot it already when modify() failed
                 key = selectors.SelectorKey(fd, fd, 0, watcher)
             self.drop_stale(key, exc.strerror)
@@ -70,16 +71,16 @@ class Watchers:
     def unwatch(self, fd: int) -> None:
         """Stop watching ``fd`` (its transport closed it, or is about to)."""
         try:
-            self._selector.unregister(fd)
+            self._poller.unregister(fd)
         except KeyError:
             pass                      # already dropped as stale
 
     def add_callback(self, fileobj: Any, event: int, handle: Handle) -> None:
         """Set ``handle`` as the reader or writer of ``fileobj``, registering it if new."""
-        selector = self._selector
+        poller = self._poller
         fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
         try:
-            key = selector.get_key(fd)
+            key = poller.get_key(fd)
         except KeyError:
             key = None
         if key is not None and is_stale(key):
@@ -88,20 +89,20 @@ class Watchers:
         if key is None:
             watch = FdCallbacks(self, fileobj, fd)
             watch.set(event, handle)
-            selector.register(fileobj, event, watch)
+            poller.register(fileobj, event, watch)
             return
         watch = key.data
         if not isinstance(watch, FdCallbacks):
             raise BadFileDescriptorError(
                 "fd %d is owned by a transport; close the transport first" % fd)
         watch.set(event, handle)
-        selector.modify(fd, key.events | event, watch)
+        poller.modify(fd, key.events | event, watch)
 
     def remove_callback(self, fileobj: Any, event: int) -> bool:
         """Clear the reader or writer of ``fileobj``; return False if it had none."""
-        selector = self._selector
+        poller = self._poller
         try:
-            key = selector.get_key(fileobj)     # finds a closed socket object too
+            key = poller.get_key(fileobj)     # finds a closed socket object too
         except (KeyError, ValueError):
             return False
         watch = key.data
@@ -110,14 +111,14 @@ class Watchers:
         watch.set(event, None)
         remaining = key.events & ~event
         if remaining and not is_stale(key):
-            selector.modify(key.fd, remaining, watch)
+            poller.modify(key.fd, remaining, watch)
         else:
-            selector.unregister(key.fd)
+            poller.unregister(key.fd)
         return True
 
     def drop_closed(self) -> None:
         """Unregister every fd closed behind the selector's back (select() said EBADF)."""
-        for key in list(self._selector.get_map().values()):
+        for key in list(self._poller.get_map().values()):
             if is_stale(key):
                 self.drop_stale(key)
 
@@ -128,7 +129,7 @@ class Watchers:
                      "before closing an fd you added", key.fd, why or "closed or reused",
                      key.data)
         try:
-            self._selector.unregister(key.fd)
+            self._poller.unregister(key.fd)
         except (KeyError, ValueError, OSError):
             pass
         lost = getattr(key.data, "fd_closed_behind_our_back", None)

@@ -1,16 +1,21 @@
-"""Shared fixtures: a loop per selector class, and a fake clock (helpers: ``tests/support/``)."""
+"""Shared fixtures: a loop per selector class (and the native epoll poller), and a fake clock (helpers: ``tests/support/``)."""
 
 import selectors
 
 import pytest
 
 from reactor import FakeClock, Reactor
+from reactor.poller import EpollPoller
 
 
+#: Every selector the platform has, through the portable seam (poller.SelectorPoller),
+#: and on Linux the loop's own default: epoll called directly (poller.EpollPoller).
 SELECTOR_CLASSES = [getattr(selectors, name) for name in
                     ("SelectSelector", "PollSelector", "EpollSelector",
                      "DevpollSelector", "KqueueSelector")
                     if hasattr(selectors, name)]
+if hasattr(selectors, "EpollSelector"):
+    SELECTOR_CLASSES.append(EpollPoller)
 
 
 @pytest.fixture(params=SELECTOR_CLASSES, ids=lambda cls: cls.__name__)

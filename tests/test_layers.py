@@ -18,7 +18,7 @@ LAYERS = {
     "framing": 0, "framing.base": 0, "framing.delimited": 0, "framing.counted": 0,
     "protect.ratelimit": 0, "protect.auth": 0, "protect.abuselog": 0,
     "timers": 1, "wheel": 1, "protocols": 1, "framed": 1,
-    "loop": 2, "wakeup": 2, "watchers": 2, "debug": 2,
+    "loop": 2, "poller": 2, "wakeup": 2, "watchers": 2, "debug": 2,
     "transports": 3, "streams": 3, "datagrams": 3, "sockets": 3, "accept": 3,
     "reflection": 3,
     "protect.shaper": 3,
