@@ -173,6 +173,32 @@ def test_cancelled_timers_give_memory_back():
     assert after - before < 64 * 1024, after - before
 
 
+def test_stale_entries_are_dropped_at_the_next_expire_once_they_outnumber_live_timers():
+    """Cancels in a slot that keeps live timers leave stale entries (O(1) cancel); once they
+    outnumber the live timers (and pass COMPACT_MIN_STALE), the next expire drops them."""
+    wheel = TimerWheel(TICK, 0.0)
+    timers = [wheel.schedule(1.0, print, ()) for _ in range(5000)]   # one level-1 slot
+    for timer in timers[1000:]:
+        timer.cancel()
+    entries = sum(len(slot) for slot in wheel._slots)
+    assert (len(wheel), wheel._stale, entries) == (1000, 4000, 5000)
+    assert expire(wheel, 0.5) == []
+    assert wheel._stale == 0 and sum(len(slot) for slot in wheel._slots) == 1000
+    assert expire(wheel, 1.0) == timers[:1000]
+
+
+def test_a_timer_moved_within_its_slot_fires_once():
+    """Pulled earlier within the same slot among other live timers, a timer is in that slot's
+    list twice (its first entry is stale): it fires once, at its new deadline."""
+    wheel = TimerWheel(TICK, 0.0)
+    other = wheel.schedule(0.9, print, ())                 # keeps the level-1 slot live
+    moved = wheel.schedule(1.0, print, ())
+    moved._queue.reschedule(moved, 0.8)                    # ticks 768-1023: the same slot
+    assert sum(slot.count(moved) for slot in wheel._slots) == 2
+    assert expire(wheel, 1.1) == [moved, other]
+    assert len(wheel) == 0 and wheel._stale == 0
+
+
 def test_wheel_rejects_bad_tick():
     """A zero, negative or infinite tick is refused with a ValueError naming the value."""
     for bad in (0.0, -1.0, math.inf, math.nan):
