@@ -14,6 +14,12 @@ the generator was. A model whose package is missing is listed as skipped.
 The load generator is ``loadgen.c`` (epoll, C), compiled on first use with
 the system C compiler; without one, a Python stand-in runs and the table
 says so.
+
+``--connections N`` runs the scale check instead: N connections against
+1,000 (reactor, the floor, asyncio and uvloop), then memory per connection
+at N idle. The server and the load generator each hold N fds: the suite
+raises its soft limit to N + 100 when the hard limit allows, and otherwise
+says which limit it needs.
 """
 
 import json
@@ -23,6 +29,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 from .common import compile_tool, print_table, write_json
@@ -94,23 +101,44 @@ def stop_server(process):
 def measure(model, command, warmup, duration, before=None, env=None):
     """Run ``command`` (a load generator printing JSON) against a fresh ``model`` server.
 
-    ``before(port)`` primes the server first. The server's CPU time is read
-    from /proc across the measured window (after the warm-up). Returns the
-    load generator's JSON and the server CPU seconds spent in the window;
-    the command's "{port}" is replaced by the server's port.
+    ``before(port)`` primes the server first. The load generator runs with
+    LOADGEN_HOLD set: it prints "measuring" when its window opens (after
+    its connects and warm-up) and holds its connections after printing its
+    JSON until its stdin closes, so the server's CPU time, read from /proc
+    at those two lines, covers exactly the measured window. Returns the
+    load generator's JSON and those server CPU seconds; the command's
+    "{port}" is replaced by the server's port.
     """
     port = free_port()
     server = start_server(model, port)
+    client = None
     try:
         if before is not None:
             before(port)
         client = subprocess.Popen([part.replace("{port}", str(port)) for part in command],
-                                  stdout=subprocess.PIPE, text=True, env=env)
-        time.sleep(warmup)
-        cpu_before = process_cpu_seconds(server.pid)
-        output, _ = client.communicate(timeout=warmup + duration + 60)
-        cpu_after = process_cpu_seconds(server.pid)
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  env=dict(env or os.environ, LOADGEN_HOLD="1"))
+        watchdog = threading.Timer(warmup + duration + 120, client.kill)
+        watchdog.start()
+        try:
+            opened = client.stdout.readline()
+            cpu_before = process_cpu_seconds(server.pid)
+            output = client.stdout.readline()
+            cpu_after = process_cpu_seconds(server.pid)
+        finally:
+            watchdog.cancel()
+        if opened.strip() != "measuring" or not output:
+            raise RuntimeError("the load generator against %s stopped early (exit %s): %r %r"
+                               % (model, client.poll(), opened, output))
     finally:
+        if client is not None:
+            client.stdin.close()
+            try:
+                client.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                client.kill()
+                client.wait()
+            client.stdout.close()
         stop_server(server)
     return json.loads(output), cpu_after - cpu_before
 
@@ -138,20 +166,32 @@ def one_run(model, scenario, loadgen, warmup, duration, framing="raw", preamble=
     }
 
 
-def idle_memory(model, count):
-    """Python heap the server grows by per idle connection (tracemalloc), or None."""
+def idle_growth(model, count, flag):
+    """Bytes per idle connection that ``model``'s server grows by: (Python heap, RSS).
+
+    ``flag`` is ``--measure-idle`` (heap traced by tracemalloc) or
+    ``--measure-rss`` (untraced: tracing swells the resident set). The
+    server is primed, read once, given ``count`` idle connections from this
+    process, and read again. Returns None if it never saw them all.
+    """
     port = free_port()
-    server = start_server(model, port, "--measure-idle")
+    server = start_server(model, port, flag)
     clients = []
+
+    def read_server():
+        server.send_signal(signal.SIGUSR1)
+        _, heap, resident, seen = server.stdout.readline().split()
+        return int(heap), int(resident), int(seen)
     try:
+        prime(port)
+        heap0, resident0, _ = read_server()
         for _ in range(count):
             clients.append(socket.create_connection(("127.0.0.1", port)))
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            server.send_signal(signal.SIGUSR1)
-            _, grown, seen = server.stdout.readline().split()
-            if int(seen) >= count:
-                return int(grown) / int(seen)
+            heap, resident, seen = read_server()
+            if seen >= count:
+                return (heap - heap0) / seen, (resident - resident0) / seen
             time.sleep(0.2)
         return None
     finally:
@@ -160,13 +200,136 @@ def idle_memory(model, count):
         stop_server(server)
 
 
+def idle_memory_table(count, results):
+    """Print heap and RSS per idle connection, reactor beside asyncio."""
+    rows, rss = [], {}
+    for model in ("reactor", "asyncio-protocol"):
+        traced = idle_growth(model, count, "--measure-idle")
+        untraced = idle_growth(model, count, "--measure-rss")
+        heap = traced[0] if traced else None
+        rss[model] = untraced[1] if untraced else None
+        results.append({"scenario": "idle memory", "model": model, "connections": count,
+                        "heap_bytes_per_connection": heap,
+                        "rss_bytes_per_connection": rss[model]})
+        rows.append([model, "n/a" if heap is None else "%.0f B" % heap,
+                     "n/a" if rss[model] is None else "%.0f B" % rss[model]])
+    if rss["reactor"] and rss["asyncio-protocol"]:
+        rows[0].append("%.2fx" % (rss["reactor"] / rss["asyncio-protocol"]))
+        rows[1].append("1.00x")
+    print_table("Memory per idle connection (%s connections; heap by tracemalloc, RSS "
+                "from /proc in an untraced run)" % "{:,}".format(count),
+                ["model", "Python heap", "RSS growth", "RSS vs asyncio"][:len(rows[0])], rows,
+                ["targets: reactor heap <= 3 KiB (3072 B); RSS growth <= 0.5x asyncio's"])
+
+
+#: Beyond one fd per connection, what each process needs (listener, epoll,
+#: pipes, stdio, imported modules).
+FD_MARGIN = 100
+
+
+def fd_limit_problem(connections):
+    """Fit ``connections`` in this process's fd limit, raising the soft limit
+    (the servers and load generator we start inherit it) up to the hard one.
+
+    The server and the load generator are separate processes, each holding
+    one fd per connection, so each needs ``connections + FD_MARGIN``.
+    Returns None when that fits, else a sentence on what to change.
+    """
+    import resource
+    needed = connections + FD_MARGIN
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return None
+    if hard == resource.RLIM_INFINITY or hard >= needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+        return None
+    return ("%s connections need an open-file limit of at least %s in each process (the "
+            "server and the load generator each hold one fd per connection, plus %d of their "
+            "own); this shell allows %s and at most %s. Raise the hard limit (as root, or in "
+            "/etc/security/limits.conf), run `ulimit -n %d`, or ask for fewer connections."
+            % ("{:,}".format(connections), "{:,}".format(needed), FD_MARGIN,
+               "{:,}".format(soft), "{:,}".format(hard), needed))
+
+
+#: Models of the --connections scale run: the floor, the C loop and asyncio.
+SCALE_MODELS = ["reactor", "selectors-minimal", "asyncio-protocol", "uvloop"]
+
+
+def scale_main(args, connections):
+    """``echo --connections N``: N connections against 1,000, and N idle."""
+    if connections < 1:
+        print("--connections needs a positive count, got %d" % connections)
+        return 2
+    problem = fd_limit_problem(connections)
+    if problem:
+        print(problem)
+        return 2
+    quick = args.quick
+    repeat = args.repeat or (3 if quick else 5)
+    warmup, duration = (1.0, 2.0) if quick else (2.0, 4.0)
+    loadgen = build_loadgen()
+    models = [m for m in SCALE_MODELS if available(m) is None]
+    skipped = ["%s (%s)" % (m, available(m)) for m in SCALE_MODELS if available(m) is not None]
+    scenarios = sorted({(1000, 64, 1), (connections, 64, 1)})
+    print("echo scale: %s vs 1,000 connections x 64 B ping-pong, %d runs per cell "
+          "(median, models and sizes alternating), %.0f s each after a %.0f s warm-up"
+          % ("{:,}".format(connections), repeat, duration, warmup), flush=True)
+    runs = {(model, scenario[0]): [] for model in models for scenario in scenarios}
+    for _ in range(repeat):
+        for scenario in scenarios:
+            for model in models:
+                run = one_run(model, scenario, loadgen, warmup, duration)
+                runs[model, scenario[0]].append(run)
+                print("  %6d conn  %-18s %9.0f req/s  %5.1f us/req"
+                      % (scenario[0], model, run["requests_per_second"],
+                         run["server_cpu_us_per_request"]), flush=True)
+    results, rows = [], []
+    for model in models:
+        cell = {}
+        for conns in (1000, connections):
+            cell[conns] = {key: statistics.median(run[key] for run in runs[model, conns])
+                           for key in runs[model, conns][0]}
+            results.append(dict(cell[conns], scenario="%d conn x 64 B ping-pong" % conns,
+                                model=model, runs=runs[model, conns]))
+        small, big = cell[1000], cell[connections]
+        rows.append([model, "%.0f" % small["requests_per_second"],
+                     "%.0f" % big["requests_per_second"],
+                     "%.2fx" % (big["requests_per_second"] / small["requests_per_second"]),
+                     "%.1f" % small["server_cpu_us_per_request"],
+                     "%.1f" % big["server_cpu_us_per_request"],
+                     "%.2fx" % (big["server_cpu_us_per_request"]
+                                / small["server_cpu_us_per_request"]),
+                     "%.0f" % big["p99_us"], "%d" % big["errors"],
+                     "%.0f%%" % (100 * big["loadgen_busy"])])
+    n = "{:,}".format(connections)
+    print_table("Echo at %s connections against 1,000 (64 B ping-pong)" % n,
+                ["model", "req/s 1k", "req/s " + n, "ratio", "us/req 1k", "us/req " + n,
+                 "ratio", "p99 us " + n, "errors", "loadgen busy"], rows,
+                ["targets (reactor): req/s at %s >= 0.85x its 1,000-connection rate; "
+                 "server CPU per request <= 1.15x" % n])
+    idle_memory_table(connections, results)
+    if skipped:
+        print("\nskipped: " + ", ".join(skipped))
+    if args.json:
+        write_json(args.json, "echo-scale", results)
+    return 0
+
+
 def main(args, extra):
-    if "--protected" in extra:
-        from .protected import main as protected_main
-        return protected_main(args, extra)
     if not os.path.exists("/proc/self/stat"):
         print("the echo suite reads server CPU time from /proc; this platform has none")
         return 1
+    if "--connections" in extra:
+        at = extra.index("--connections")
+        try:
+            connections = int(extra[at + 1])
+        except (IndexError, ValueError):
+            print("usage: python -m benchmarks echo --connections N [--quick] [--repeat R]")
+            return 2
+        return scale_main(args, connections)
+    if "--protected" in extra:
+        from .protected import main as protected_main
+        return protected_main(args, extra)
     quick = args.quick
     repeat = args.repeat or (1 if quick else 3)
     warmup, duration = (0.5, 2.0) if quick else (1.0, 4.0)
@@ -217,16 +380,11 @@ def main(args, extra):
                     ["floor = selectors-minimal; loadgen busy >= 90% means the load generator, "
                      "not the server, set the rate"])
     count = 2000 if quick else 10000
-    memory_rows = []
-    for model in ("reactor", "asyncio-protocol"):
-        per_connection = idle_memory(model, count)
-        results.append({"scenario": "idle memory", "model": model, "connections": count,
-                        "bytes_per_connection": per_connection})
-        memory_rows.append([model, "n/a" if per_connection is None
-                            else "%.0f B" % per_connection])
-    print_table("Python heap per idle connection (tracemalloc, %d connections)" % count,
-                ["model", "bytes / connection"], memory_rows,
-                ["target: reactor <= 3 KiB (3072 B)"])
+    problem = fd_limit_problem(count)
+    if problem:
+        print("\nidle memory skipped: " + problem)
+    else:
+        idle_memory_table(count, results)
     if skipped:
         print("\nskipped: " + ", ".join(skipped))
     if args.json:

@@ -1,6 +1,7 @@
 """A Python stand-in for loadgen.c, used only when no C compiler is available.
 
-Same arguments, environment (``LOADGEN_PREAMBLE``) and JSON output. It saturates long before the servers do,
+Same arguments, environment (``LOADGEN_PREAMBLE``, ``LOADGEN_HOLD``) and
+output. It saturates long before the servers do,
 so the suite marks its runs as load-generator bound; server CPU per
 request is still meaningful.
 """
@@ -42,6 +43,8 @@ def main():
         if cpu0 is None and now >= measure_from:
             usage = resource.getrusage(resource.RUSAGE_SELF)
             cpu0 = usage.ru_utime + usage.ru_stime
+            if os.environ.get("LOADGEN_HOLD"):          # as loadgen.c: the window opens
+                print("measuring", flush=True)
         if now >= stop_at:
             break
         for key, _ in selector.select(0.1):
@@ -65,7 +68,9 @@ def main():
     pick = lambda p: latencies[int(len(latencies) * p)] * 1e6 if latencies else 0.0
     print(json.dumps({"requests": len(latencies), "seconds": duration, "p50_us": pick(0.5),
                       "p99_us": pick(0.99), "cpu_seconds": usage.ru_utime + usage.ru_stime - (cpu0 or 0),
-                      "errors": 0}))
+                      "errors": 0}), flush=True)
+    if os.environ.get("LOADGEN_HOLD"):                  # keep the connections until stdin closes
+        sys.stdin.read()
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """Echo servers for the echo suite, one per concurrency model, each run in its own process.
 
-``python -m benchmarks.servers MODEL PORT [--measure-idle]`` listens on
+``python -m benchmarks.servers MODEL PORT [--measure-idle|--measure-rss]`` listens on
 127.0.0.1:PORT, prints ``ready`` when it accepts, and serves until SIGTERM.
 Every model does the same job: send back every byte received, with
 TCP_NODELAY on, as a plain echo would be written in that model.
 
 With ``--measure-idle`` (reactor and asyncio-protocol only) the server
-starts tracemalloc before listening, and on SIGUSR1 prints the Python heap
-it has grown by and its open connection count, for the idle-memory figure.
+starts tracemalloc before listening, and on SIGUSR1 prints its Python heap,
+its resident set and its open connection count, for the idle-memory
+figures; ``--measure-rss`` does the same without tracemalloc (heap 0),
+whose own bookkeeping would swell the resident set.
 """
 
 import os
@@ -70,11 +72,11 @@ def serve_reactor(port, measure_idle):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import reactor
     from reactor.apps.echo import EchoProtocol
-    baseline = start_tracing(measure_idle)
+    start_tracing(measure_idle)
     loop = reactor.Reactor()
     server = loop.listen_tcp(EchoProtocol, "127.0.0.1", port)
     if measure_idle:
-        loop.add_signal_handler(signal.SIGUSR1, report_idle, baseline, lambda: len(server))
+        loop.add_signal_handler(signal.SIGUSR1, report_idle, lambda: len(server))
     ready()
     loop.run()
     loop.close()
@@ -114,7 +116,7 @@ def serve_asyncio_protocol(port, measure_idle, use_uvloop=False):
     if use_uvloop:
         import uvloop
         uvloop.install()
-    baseline = start_tracing(measure_idle)
+    start_tracing(measure_idle)
     live = set()
 
     class Echo(asyncio.Protocol):
@@ -130,7 +132,7 @@ def serve_asyncio_protocol(port, measure_idle, use_uvloop=False):
 
     def on_ready(loop):
         if measure_idle:
-            loop.add_signal_handler(signal.SIGUSR1, report_idle, baseline, lambda: len(live))
+            loop.add_signal_handler(signal.SIGUSR1, report_idle, lambda: len(live))
     run_asyncio_until_sigterm(
         lambda loop: loop.create_server(Echo, "127.0.0.1", port, backlog=1024), on_ready)
 
@@ -413,25 +415,28 @@ def serve_selectors_minimal_udp(port, measure_idle):
 
 
 def start_tracing(measure_idle):
-    if not measure_idle:
-        return 0
+    """Start tracemalloc when asked (``--measure-idle``); ``--measure-rss`` does not,
+    since tracing inflates the resident memory it would then measure."""
+    if measure_idle and "--measure-rss" not in sys.argv:
+        import tracemalloc
+        tracemalloc.start()
+
+
+def report_idle(count):
+    """Print "idle HEAP RSS COUNT": the traced Python heap (0 untraced), the
+    resident set from /proc and the open connections, after a collection."""
     import gc
     import tracemalloc
     gc.collect()
-    tracemalloc.start()
-    return tracemalloc.get_traced_memory()[0]
-
-
-def report_idle(baseline, count):
-    import gc
-    import tracemalloc
-    gc.collect()
-    print("idle %d %d" % (tracemalloc.get_traced_memory()[0] - baseline, count()), flush=True)
+    with open("/proc/self/statm") as handle:
+        resident = int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    heap = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0
+    print("idle %d %d %d" % (heap, resident, count()), flush=True)
 
 
 def main():
     model, port = sys.argv[1], int(sys.argv[2])
-    measure_idle = "--measure-idle" in sys.argv
+    measure_idle = "--measure-idle" in sys.argv or "--measure-rss" in sys.argv
     why_not = available(model)
     if why_not:
         print("skip", why_not, flush=True)
