@@ -37,7 +37,7 @@
 #include <unistd.h>
 
 #define MAX_PIPELINE 64
-#define HIST_BUCKETS 200000           /* 1 us buckets up to 200 ms, then overflow */
+#define HIST_BUCKETS 2000000          /* 1 us buckets up to 2 s (10,000 connections wait long), then overflow */
 
 typedef struct {
     int fd;
