@@ -292,21 +292,27 @@ def scale_main(args, connections):
             results.append(dict(cell[conns], scenario="%d conn x 64 B ping-pong" % conns,
                                 model=model, runs=runs[model, conns]))
         small, big = cell[1000], cell[connections]
+
+        def ratios(key):
+            # Ratio of the medians, then the median of the per-repeat ratios
+            # (both sizes ran minutes apart at most: the machine's drift cancels).
+            pairs = zip(runs[model, connections], runs[model, 1000])
+            return "%.2fx (%.2fx)" % (big[key] / small[key],
+                                      statistics.median(b[key] / a[key] for b, a in pairs))
         rows.append([model, "%.0f" % small["requests_per_second"],
-                     "%.0f" % big["requests_per_second"],
-                     "%.2fx" % (big["requests_per_second"] / small["requests_per_second"]),
+                     "%.0f" % big["requests_per_second"], ratios("requests_per_second"),
                      "%.1f" % small["server_cpu_us_per_request"],
                      "%.1f" % big["server_cpu_us_per_request"],
-                     "%.2fx" % (big["server_cpu_us_per_request"]
-                                / small["server_cpu_us_per_request"]),
+                     ratios("server_cpu_us_per_request"),
                      "%.0f" % big["p99_us"], "%d" % big["errors"],
                      "%.0f%%" % (100 * big["loadgen_busy"])])
     n = "{:,}".format(connections)
     print_table("Echo at %s connections against 1,000 (64 B ping-pong)" % n,
-                ["model", "req/s 1k", "req/s " + n, "ratio", "us/req 1k", "us/req " + n,
-                 "ratio", "p99 us " + n, "errors", "loadgen busy"], rows,
+                ["model", "req/s 1k", "req/s " + n, "ratio (paired)", "us/req 1k",
+                 "us/req " + n, "ratio (paired)", "p99 us " + n, "errors", "loadgen busy"], rows,
                 ["targets (reactor): req/s at %s >= 0.85x its 1,000-connection rate; "
-                 "server CPU per request <= 1.15x" % n])
+                 "server CPU per request <= 1.15x" % n,
+                 "ratio = of the medians; paired = median of each repeat's own ratio"])
     idle_memory_table(connections, results)
     if skipped:
         print("\nskipped: " + ", ".join(skipped))
