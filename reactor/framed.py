@@ -101,7 +101,7 @@ class FramedProtocol(Protocol):
         except FramingError as exc:
             self._framing_failed(exc)
             return
-        if self.framer._pending or self._partial:
+        if self.framer.buffered or self._partial:
             self._pending_changed(bool(frames))
         if not frames:
             return
@@ -195,7 +195,7 @@ class FramedProtocol(Protocol):
 
     def _pending_changed(self, completed: bool) -> None:
         """A partial frame began, grew, completed or was replaced: timer and budget follow."""
-        held = len(self.framer._pending)
+        held = self.framer.buffered
         if held and (completed or not self._partial):
             self._arm_frame_timer()                # a new frame began: its own deadline
         elif not held and self._frame_timer is not None:
@@ -216,10 +216,10 @@ class FramedProtocol(Protocol):
             self._frame_timer.reset(timeout)            # a fired or pending timer, re-armed
 
     def _frame_too_slow(self) -> None:
-        if self.framer._pending and not self.transport.is_closing():
+        if self.framer.buffered and not self.transport.is_closing():
             self.transport.close_with_error(FrameTimeoutError(
                 "a frame begun %.3g s ago is still not complete (%d bytes so far)"
-                % (self._frame_timeout, len(self.framer._pending))), flush=False)
+                % (self._frame_timeout, self.framer.buffered)), flush=False)
 
     def _framing_failed(self, exc: FramingError) -> None:
         try:

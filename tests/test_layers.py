@@ -16,17 +16,20 @@ PACKAGE = ROOT / "reactor"
 LAYERS = {
     "errors": 0, "clock": 0, "buffers": 0, "policy": 0, "addresses": 0, "tls_contexts": 0,
     "framing": 0, "framing.base": 0, "framing.delimited": 0, "framing.counted": 0,
+    "resp": 0, "resp.codec": 0,
     "protect.ratelimit": 0, "protect.auth": 0, "protect.abuselog": 0,
-    "timers": 1, "wheel": 1, "protocols": 1, "framed": 1,
+    "timers": 1, "wheel": 1, "protocols": 1, "framed": 1, "dispatch": 1, "resp.protocol": 1,
     "loop": 2, "poller": 2, "wakeup": 2, "watchers": 2, "debug": 2,
     "transports": 3, "streams": 3, "datagrams": 3, "sockets": 3, "accept": 3,
     "reflection": 3,
     "protect.shaper": 3,
     "tls": 4, "protect.guard": 4, "protect.client_auth": 4, "protect.admission": 4,
     "protect": 4, "protect.datagram_guard": 4,
-    "server": 5, "client": 5, "network": 5,
+    "server": 5, "client": 5, "network": 5, "resp.client": 5,
     "cli": 6, "__main__": 6, "__init__": 6,
     "apps": 6, "apps.echo": 6, "apps.chat": 6, "apps.chat_text": 6, "apps.serving": 6,
+    "apps.kv": 6, "apps.kv_commands": 6, "apps.kv_session": 6, "apps.kv_store": 6,
+    "apps.kv_aof": 6,
 }
 
 #: The longest a module may grow (STYLE: one concept per file, a few hundred

@@ -6,9 +6,10 @@
 
 from typing import Any, Callable, Dict, Tuple
 
-from . import chat, echo
+from . import chat, echo, kv
 
 SUBCOMMANDS: Dict[str, Tuple[str, Callable[[Any], None], Callable[[Any], int]]] = {
     "echo": (echo.SUMMARY, echo.configure, echo.run),
     "chat": (chat.SUMMARY, chat.configure, chat.run),
+    "kv": (kv.SUMMARY, kv.configure, kv.run),
 }

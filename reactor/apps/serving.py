@@ -22,7 +22,7 @@ import argparse
 import logging
 import math
 import signal
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ..addresses import format_address
 from ..network import Reactor
@@ -144,24 +144,33 @@ def check_server_options(args: Any) -> None:
         raise SystemExit("--stats-interval must be > 0 seconds, got %g" % args.stats_interval)
 
 
-def serve(args: Any, protocol_factory: Any, base_limits: Limits = DEFAULT_LIMITS) -> int:
+def serve(args: Any, protocol_factory: Any, base_limits: Limits = DEFAULT_LIMITS,
+          setup: Optional[Callable[[Any], Any]] = None,
+          listening: Optional[Callable[[Any], None]] = None) -> int:
     """Listen as ``args`` say, log where, run until a signal, then shut down.
 
     ``base_limits`` is the subcommand's own ``Limits``; the protection
     switches change it (``limits_from_args``). Raises ``SystemExit`` with
-    one line for a bad option, before anything listens.
+    one line for a bad option, before anything listens. An app whose state
+    needs the loop (kv's keyspace and file) passes ``setup(loop)``, which
+    returns the protocol factory, and may take the listening ``Server``
+    from ``listening(server)``.
     """
     check_server_options(args)
     context = server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
     limits, auth = limits_from_args(args, base_limits), auth_from_args(args)
     loop = Reactor(debug=True if getattr(args, "debug", False) else None)
     try:
+        if setup is not None:
+            protocol_factory = setup(loop)
         options = dict(limits=limits, ssl=context, auth=auth,
                        ssl_handshake_timeout=args.tls_handshake_timeout)
         if args.unix:
             server = loop.listen_unix(protocol_factory, args.unix, **options)
         else:
             server = loop.listen_tcp(protocol_factory, args.host or None, args.port, **options)
+        if listening is not None:
+            listening(server)
         for address in server.addresses:
             logger.info("listening on %s%s%s", format_address(address),
                         " (tls)" if context else "", " (auth: %s)" % auth.kind if auth else "")

@@ -10,26 +10,32 @@ import threading
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def start_cli(*args, listening=r"listening on (\S+)"):
+def start_cli(*args, listening=r"listening on (\S+)", before=0):
     """Start ``python -m reactor ARGS``; return the process and where it said it listens.
 
     Its first line on stderr must match the regular expression ``listening``,
-    whose group 1 is the address; otherwise the process is killed and the
-    test fails with what it printed.
+    whose group 1 is the address (or one of its first ``before + 1`` lines:
+    kv logs its append-only file's replay first; those lines are kept in
+    ``process.lines_before``); otherwise the process is killed and the test
+    fails with what it printed.
     """
     process = subprocess.Popen([sys.executable, "-m", "reactor"] + list(args), cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = process.stderr.readline()
-    match = re.search(listening, line)
-    if not match:
-        process.kill()
-        raise AssertionError("no %r line: %r %r" % (listening, line, process.communicate()))
-    return process, match.group(1)
+    process.lines_before = []
+    for _ in range(before + 1):
+        line = process.stderr.readline()
+        match = re.search(listening, line)
+        if match:
+            return process, match.group(1)
+        process.lines_before.append(line)
+    process.kill()
+    raise AssertionError("no %r line: %r %r" % (listening, process.lines_before,
+                                                process.communicate()))
 
 
-def start_cli_on_port(*args, listening=r"listening on (\S+)"):
+def start_cli_on_port(*args, listening=r"listening on (\S+)", before=0):
     """Start ``python -m reactor ARGS`` on a port; return the process and its (host, port)."""
-    process, where = start_cli(*args, listening=listening)
+    process, where = start_cli(*args, listening=listening, before=before)
     host, port = where.rsplit(":", 1)
     return process, (host, int(port))
 
