@@ -104,13 +104,14 @@ class CommandRouter:
             name = words[0]
         if key in table:
             raise ValueError("%r is already registered" % name)
-        command = table[key] = Command(name, handler, arity, flags)
+        command = table[key] = table[key.upper()] = Command(name, handler, arity, flags)
         return command
 
     def lookup(self, argv: List[bytes]) -> Any:
         """Return the :class:`Command` for ``argv``, or the ReplyError a client gets instead."""
         # Hot path: once per request. The common case is one dict lookup on
-        # the name as sent (clients send upper or lower case consistently).
+        # the name as sent: each name is registered in lower and upper case,
+        # as clients send them; Mixed case costs a lower() and a second lookup.
         name = argv[0]
         command = self.commands.get(name)
         if command is None:

@@ -234,3 +234,31 @@ def test_info_reports_clients_keyspace_and_counters(kv):
     assert "connected_clients:1\r\n" in text
     assert "db0:keys=1,expires=1,avg_ttl=0\r\n" in text
     assert client.call("INFO", "keyspace").decode() == "# Keyspace\r\ndb0:keys=1,expires=1,avg_ttl=0\r\n"
+
+
+def test_the_resp_client_drives_kv_pipelined_and_subscribed():
+    """connect_resp works against kv as against redis-server: a pipeline, AUTH, then pub/sub."""
+    from reactor.protect.auth import TokenAuth
+    from reactor.resp.client import connect_resp
+    loop = reactor.Reactor()
+    server = KVServer(loop, auth=TokenAuth([b"pw"]))
+    listener = loop.listen_tcp(server.protocol, "127.0.0.1", 0)
+    host, port = listener.addresses[0][:2]
+    worker = connect_resp(loop, host, port, password="pw")
+    subscriber = connect_resp(loop, host, port, password="pw")
+    try:
+        replies = [worker.command("SET", "n", i) for i in range(100)] + [worker.command("INCR", "n")]
+        run_until(loop, lambda: replies[-1].done)
+        assert [r.value for r in replies[:-1]] == [Status("OK")] * 100 and replies[-1].value == 100
+        heard = []
+        subscribed = subscriber.subscribe("room", on_message=lambda ch, data: heard.append((ch, data)))
+        run_until(loop, lambda: subscribed.done)
+        published = worker.command("PUBLISH", "room", "hi")
+        run_until(loop, lambda: published.done and heard)
+        assert published.value == 1 and heard == [(b"room", b"hi")]
+    finally:
+        worker.close()
+        subscriber.close()
+        listener.close()
+        loop.run_once(0)
+        loop.close()

@@ -74,15 +74,14 @@ def set_(conn: Any, argv: List[bytes]) -> Any:
         deadline = (keys.deadline_from_unix_ms(ms) if unit in (b"EXAT", b"PXAT")
                     else conn.loop.time() + ms / 1000.0)
     key, value = argv[1], argv[2]
-    old = keys.get(key)
+    old = keys.get(key) if condition or want_old else None
     if (condition == b"NX" and old is not None) or (condition == b"XX" and old is None):
         return old if want_old else None
     keys.set(key, value, deadline, keep_deadline=keep_ttl)
-    if deadline is None:
-        conn.server.propagate([b"SET", key, value] + ([b"KEEPTTL"] if keep_ttl else []))
-    else:
-        conn.server.propagate([b"SET", key, value, b"PXAT",
-                               str(keys.unix_ms(deadline)).encode()])
+    if conn.server.aof is not None:
+        conn.server.propagate([b"SET", key, value] + (
+            [b"KEEPTTL"] if keep_ttl else [] if deadline is None
+            else [b"PXAT", str(keys.unix_ms(deadline)).encode()]))
     return old if want_old else OK
 
 

@@ -197,7 +197,7 @@ def info(conn: Any, argv: List[bytes]) -> Any:
 @router.command("command", -1)
 def command(conn: Any, argv: List[bytes]) -> Any:
     """COMMAND [COUNT|LIST|DOCS|INFO]: enough for redis-cli, which asks for DOCS at start."""
-    names = sorted(name for name in router.commands)
+    names = sorted(name for name in router.commands if name == name.lower())
     if len(argv) == 1:
         return [_command_info(name) for name in names]
     sub = argv[1].lower()

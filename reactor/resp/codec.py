@@ -354,6 +354,8 @@ def encode_reply(value: Any) -> bytes:
     # Hot path: once per reply a server sends; a bulk string is one format.
     if type(value) is bytes:
         return b"$%d\r\n%s\r\n" % (len(value), value)
+    if value is OK:                             # the commonest reply of all
+        return b"+OK\r\n"
     if isinstance(value, (list, tuple)):
         return b"*%d\r\n%s" % (len(value), b"".join([encode_reply(item) for item in value]))
     if isinstance(value, (Status, ReplyError)):
