@@ -16,39 +16,26 @@ from reactor.clock import FakeClock
 from reactor.policy import Limits
 from reactor.resp.codec import RespReplyParser, ReplyError, Status, encode_command
 from tests.support.loops import advance, run_until
+from tests.support.peers import Peer
 
 
-class Client:
-    """A raw RESP client: send commands, pump the loop until the replies came."""
+class Client(Peer):
+    """A raw RESP client: send commands, pump the loop, parse what came back into replies."""
 
     def __init__(self, loop, address):
-        self.loop = loop
-        self.sock = socket.create_connection(address, timeout=5)
-        self.sock.setblocking(False)
+        super().__init__(loop, address)
         self.parser = RespReplyParser()
         self.replies = []
-        self.closed = False
 
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def pump(self):
-        self.loop.run_once(0.002)
-        while not self.closed:
-            try:
-                chunk = self.sock.recv(65536)
-            except BlockingIOError:
-                return
-            except ConnectionResetError:
-                chunk = b""
-            if not chunk:
-                self.closed = True
-                return
-            self.replies.extend(self.parser.feed(chunk))
+    def parsed(self):
+        """Parse what arrived since the last call; return how many replies wait."""
+        if self.received:
+            self.replies.extend(self.parser.feed(bytes(self.received)))
+            del self.received[:]
+        return len(self.replies)
 
     def wait_replies(self, count, timeout=5.0):
-        run_until(self.loop, lambda: self.pump() or len(self.replies) >= count or self.closed,
-                  timeout)
+        self.wait(lambda: self.parsed() >= count or self.closed, timeout)
         assert len(self.replies) >= count, "got %r, closed=%s" % (self.replies, self.closed)
         taken, self.replies = self.replies[:count], self.replies[count:]
         return taken
@@ -56,9 +43,6 @@ class Client:
     def call(self, *args):
         self.send(encode_command(*args))
         return self.wait_replies(1)[0]
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.fixture
@@ -203,7 +187,7 @@ def test_malformed_input_is_answered_then_closes_only_that_connection(kv):
     bad.send(encode_command("PING") + b"*1\r\n$x\r\n")
     assert bad.wait_replies(2) == [Status("PONG"),
                                    ReplyError("ERR Protocol error: invalid bulk length")]
-    run_until(bad.loop, lambda: bad.pump() or bad.closed)
+    bad.wait_closed()
     assert good.call("SET", "still", "here") == Status("OK")
 
 
@@ -262,3 +246,17 @@ def test_the_resp_client_drives_kv_pipelined_and_subscribed():
         listener.close()
         loop.run_once(0)
         loop.close()
+
+
+def test_a_channel_named_like_a_pattern_leaves_the_pattern_alone(kv):
+    """A channel 'n*' emptied by a closing subscriber does not take the pattern 'n*' with it."""
+    loop, _, server, connect = kv
+    literal, pattern, publisher = connect(), connect(), connect()
+    literal.send(encode_command("SUBSCRIBE", "n*"))
+    pattern.send(encode_command("PSUBSCRIBE", "n*"))
+    literal.wait_replies(1)
+    pattern.wait_replies(1)
+    literal.close()
+    run_until(loop, lambda: not server.channels)
+    assert publisher.call("PUBLISH", "news", "still") == 1
+    assert pattern.wait_replies(1) == [[b"pmessage", b"n*", b"news", b"still"]]

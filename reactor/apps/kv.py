@@ -176,19 +176,15 @@ class KVProtocol(RespServerProtocol):
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         server = self.server
         server.clients.discard(self)
-        for name in self.channels:
-            members = server.channels.get(name)
-            if members is not None:
-                members.discard(self)
-                if not members:
-                    del server.channels[name]
-        for name in self.patterns:
-            members = server.patterns.get(name)
-            if members is not None:
-                members.discard(self)
-                if not members:
-                    del server.patterns[name]
-                    server.pattern_regexes.pop(name, None)
+        for held, registry in ((self.channels, server.channels), (self.patterns, server.patterns)):
+            for name in held:
+                members = registry.get(name)
+                if members is not None:
+                    members.discard(self)
+                    if not members:
+                        del registry[name]
+                        if registry is server.patterns:
+                            del server.pattern_regexes[name]
 
     def execute(self, argv: List[bytes]) -> Any:
         """Check the command as Redis does, in Redis's order, then run it."""
