@@ -159,5 +159,22 @@ def test_sigterm_stops_kv_and_flushes_the_file(stop, tmp_path):
     send_and_wait(port, [["SET", "k%d" % i, "v"] for i in range(50)])
     process.terminate()
     assert process.wait(10) == 0
-    time.sleep(0)
     assert open(path, "rb").read().count(b"SET") == 50
+
+
+def test_the_protection_switches_apply_to_kv(stop):
+    """--idle-timeout closes a silent client; --max-connections refuses the one past the cap."""
+    _, port = start_kv(stop, "--idle-timeout", "0.3", "--max-connections", "1")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as first:
+        first.sendall(encode(["PING"]))
+        assert first.recv(64) == b"+PONG\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as second:
+            second.sendall(encode(["PING"]))
+            try:
+                refused = second.recv(64)
+            except ConnectionResetError:
+                refused = b""
+            assert refused == b""                          # closed at once: over the cap
+        started = time.monotonic()
+        assert first.recv(64) == b""                       # then the idle timeout ends the first
+        assert 0.1 < time.monotonic() - started < 3.0
