@@ -135,7 +135,8 @@ class KVServer:
             ("Memory", [("used_memory", self.keys.used_memory), ("maxmemory", self.maxmemory),
                         ("maxmemory_policy", "noeviction")]),
             ("Persistence", [("aof_enabled", int(self.aof is not None)),
-                             ("aof_current_size", self.aof.bytes_written if self.aof else 0)]),
+                             ("aof_current_size", os.path.getsize(self.aof.path)
+                              if self.aof else 0)]),
             ("Stats", [("total_connections_received", self.stats["total_connections_received"]),
                        ("total_commands_processed", self.stats["total_commands_processed"]),
                        ("expired_keys", self.keys.expired_keys),
