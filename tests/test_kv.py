@@ -260,3 +260,37 @@ def test_a_channel_named_like_a_pattern_leaves_the_pattern_alone(kv):
     run_until(loop, lambda: not server.channels)
     assert publisher.call("PUBLISH", "news", "still") == 1
     assert pattern.wait_replies(1) == [[b"pmessage", b"n*", b"news", b"still"]]
+
+
+def test_commands_given_before_the_connection_keep_their_order_around_a_subscribe():
+    """An INCR queued before a SUBSCRIBE on a connecting client runs first, and SUBSCRIBE goes once."""
+    from reactor.resp.client import connect_resp
+    loop = reactor.Reactor()
+    server = KVServer(loop)
+    listener = loop.listen_tcp(server.protocol, "127.0.0.1", 0)
+    client = connect_resp(loop, *listener.addresses[0][:2])
+    try:
+        counted = client.command("INCR", "visits")
+        subscribed = client.subscribe("news", on_message=lambda channel, payload: None)
+        run_until(loop, lambda: counted.done and subscribed.done)
+        assert counted.value == 1
+        assert subscribed.value == [b"subscribe", b"news", 1]
+        assert server.stats["total_commands_processed"] == 2
+    finally:
+        client.close()
+        listener.close()
+        loop.run_once(0)
+        loop.close()
+
+
+def test_a_command_left_half_sent_is_closed_after_the_partial_frame_deadline(kv):
+    """After a whole PING, a command cut off mid-bulk is dropped 30 s later (Limits default)."""
+    loop, clock, _, connect = kv
+    client = connect()
+    client.send(encode_command("PING") + b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhel")
+    assert client.wait_replies(1) == [Status("PONG")]
+    advance(loop, clock, 29.0)
+    client.pump(5)
+    assert not client.closed
+    advance(loop, clock, 1.5)
+    client.wait_closed()

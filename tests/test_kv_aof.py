@@ -74,14 +74,13 @@ def test_bytes_written_counts_what_reached_the_os(tmp_path):
 
 @pytest.mark.parametrize("policy", FSYNC_POLICIES)
 def test_every_policy_puts_the_bytes_in_the_file(tmp_path, policy):
-    """After append (always) or append + flush (everysec, no), the file holds the command."""
+    """After append + flush, whatever the policy, the file holds the command (not before)."""
     path = tmp_path / "a.aof"
     aof = AppendOnlyFile(str(path), policy)
     aof.append(COMMANDS[1])
-    if policy != "always":
-        with open(str(path), "rb") as file:
-            assert file.read() == b""
-        aof.flush()
+    with open(str(path), "rb") as file:
+        assert file.read() == b""
+    aof.flush()
     with open(str(path), "rb") as file:
         assert file.read() == encode(COMMANDS[1])
     aof.close()
@@ -89,10 +88,15 @@ def test_every_policy_puts_the_bytes_in_the_file(tmp_path, policy):
 
 @pytest.mark.parametrize("policy, fsyncs_after_ticks", [("everysec", 1), ("no", 0), ("always", 2)])
 def test_who_fsyncs_depends_on_the_policy(tmp_path, fsync_calls, policy, fsyncs_after_ticks):
-    """everysec fsyncs on tick, no never does, always fsyncs on each append."""
+    """everysec fsyncs on tick, no never does, always fsyncs on each flush (one per batch)."""
     aof = AppendOnlyFile(str(tmp_path / "a.aof"), policy)
     aof.append(COMMANDS[0])
     aof.append(COMMANDS[1])
+    assert fsync_calls == []
+    aof.flush()
+    assert len(fsync_calls) == (1 if policy == "always" else 0)
+    aof.append(COMMANDS[2])
+    aof.flush()
     assert len(fsync_calls) == (2 if policy == "always" else 0)
     aof.tick()
     aof.tick()                          # nothing new since the last fsync: no second fsync

@@ -166,8 +166,9 @@ class KVProtocol(RespServerProtocol):
         self.client_id = client_id
         self.client_name: Optional[bytes] = None
         self.authenticated = server.auth is None
-        self.channels: Set[bytes] = set()
-        self.patterns: Set[bytes] = set()
+        # Dicts as ordered sets: an UNSUBSCRIBE of all answers in subscription order.
+        self.channels: Dict[bytes, None] = {}
+        self.patterns: Dict[bytes, None] = {}
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)

@@ -21,7 +21,8 @@ the page cache, and fsync is the guard against that.
 ========  ===============================================  ====================
 policy    what happens                                     a power loss loses
 ========  ===============================================  ====================
-always    ``append()`` writes and fsyncs before returning  nothing acknowledged
+always    ``append()`` buffers, ``flush()`` writes and  nothing acknowledged
+          fsyncs (once a batch, before its replies)
 everysec  ``append()`` buffers, ``flush()`` writes once    about one second
           per loop pass, ``tick()`` fsyncs once a second
 no        as everysec, but nothing fsyncs: the OS writes   about 30 s (Linux)
@@ -30,8 +31,8 @@ no        as everysec, but nothing fsyncs: the OS writes   about 30 s (Linux)
 
 Under everysec and no, a ``kill -9`` loses only what the running loop pass
 appended and had not flushed yet: nearly nothing. ``always`` costs one fsync
-per write command, typically 0.1-10 ms on an SSD and much more on a spinning
-disk, during which the single-threaded loop serves no one.
+per flush (per batch of pipelined commands), typically 0.1-10 ms on an SSD
+and much more on a spinning disk, during which the loop serves no one.
 
 Discussion: buffer, or write() per command? A loop pass may execute
 hundreds of pipelined commands; one write() per pass is one syscall instead
@@ -198,13 +199,13 @@ class AppendOnlyFile:
         return aof, commands
 
     def append(self, args: Sequence[bytes]) -> None:
-        """Encode one command and buffer it; under ``always``, write and fsync it first.
+        """Encode one command and buffer it (every policy: ``flush`` writes it).
 
         Raise ``ValueError`` for a command the file could not replay (no
         arguments, or one over ``MAX_ARGUMENT_BYTES``), ``AofClosedError``
         after ``close()``; nothing is buffered then.
         """
-        # Hot path: once per write command; one join, no logging, no syscall unless "always".
+        # Hot path: once per write command; one join, no logging, no syscall.
         if self._fd < 0:
             raise AofClosedError("appendonly file %s is closed" % self.path)
         if not args:
@@ -216,13 +217,13 @@ class AppendOnlyFile:
                                  % (len(arg), MAX_ARGUMENT_BYTES))
             parts += (b"$%d\r\n" % len(arg), arg, b"\r\n")
         self._pending.append(b"".join(parts))
-        if self.fsync == "always":
-            self.flush()
-            os.fsync(self._fd)
-            self._is_unsynced = False
 
     def flush(self) -> None:
-        """Write the buffered commands to the OS (no fsync); call once per loop pass.
+        """Write the buffered commands to the OS (and fsync them under ``always``).
+
+        The owner calls it before the replies to those commands leave: kv does,
+        once per batch of pipelined commands, so ``always`` costs one fsync a
+        batch, not one a command, and nothing acknowledged is lost.
 
         If write() fails (disk full), the unwritten bytes stay buffered ahead
         of any new ones and the ``OSError`` propagates; a later flush resumes.
@@ -243,6 +244,9 @@ class AppendOnlyFile:
         finally:
             if view:
                 self._pending.insert(0, bytes(view))
+        if self.fsync == "always":
+            os.fsync(self._fd)
+            self._is_unsynced = False
 
     def tick(self) -> None:
         """Flush, and under ``everysec`` fsync what is not yet on disk; call once a second."""

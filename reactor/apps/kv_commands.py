@@ -54,8 +54,8 @@ def set_(conn: Any, argv: List[bytes]) -> Any:
             want_old = True
         elif option == b"KEEPTTL" and unit is None:
             keep_ttl = True
-        elif option in (b"EX", b"PX", b"EXAT", b"PXAT") and unit is None and not keep_ttl \
-                and index + 1 < len(argv):
+        elif option in (b"EX", b"PX", b"EXAT", b"PXAT") and unit in (None, option) \
+                and not keep_ttl and index + 1 < len(argv):         # a repeat: the last wins
             unit, amount = option, argv[index + 1]
             index += 1
         else:

@@ -64,12 +64,16 @@ def select(conn: Any, argv: List[bytes]) -> Any:
 def auth(conn: Any, argv: List[bytes]) -> Any:
     if len(argv) > 3:
         return SYNTAX
-    tokens = conn.server.auth
-    if tokens is None:
+    if len(argv) == 2 and conn.server.auth is None:
         return ReplyError("ERR AUTH <password> called without any password configured for "
                           "the default user. Are you sure your configuration is correct?")
-    user_ok = len(argv) == 2 or hmac.compare_digest(argv[1], b"default")
-    if tokens.check(argv[-1]) and user_ok:
+    return _authenticate(conn, argv[1] if len(argv) == 3 else b"default", argv[-1])
+
+
+def _authenticate(conn: Any, user: bytes, password: bytes) -> Any:
+    """Check ``user`` and ``password`` as Redis's default user; with no tokens, any password."""
+    tokens = conn.server.auth
+    if hmac.compare_digest(user, b"default") and (tokens is None or tokens.check(password)):
         conn.authenticated = True
         return OK
     return ReplyError("WRONGPASS invalid username-password pair or user is disabled.")
@@ -77,31 +81,54 @@ def auth(conn: Any, argv: List[bytes]) -> Any:
 
 @router.command("hello", -1)
 def hello(conn: Any, argv: List[bytes]) -> Any:
-    """HELLO [2]: RESP2 only; HELLO 3 is refused, so clients stay on RESP2."""
+    """HELLO [2 [AUTH user pass] [SETNAME name]]: RESP2 only; HELLO 3 is refused."""
+    name = None
     if len(argv) > 1:
         version = parse_int(argv[1])
         if version is None:
             return ReplyError("ERR Protocol version is not an integer or out of range")
+        index = 2
+        while index < len(argv):
+            option, more = argv[index].upper(), len(argv) - index - 1
+            if option == b"AUTH" and more >= 2:
+                refused = _authenticate(conn, argv[index + 1], argv[index + 2])
+                if refused is not OK:
+                    return refused
+                index += 3
+            elif option == b"SETNAME" and more >= 1:
+                name = argv[index + 1]
+                if _bad_name(name):
+                    return BAD_NAME
+                index += 2
+            else:
+                return ReplyError("ERR Syntax error in HELLO option '%s'"
+                                  % argv[index].decode("utf-8", "replace"))
         if version != 2:
             return ReplyError("NOPROTO unsupported protocol version")
-        if len(argv) > 2:
-            return SYNTAX
-    if conn.server.auth is not None and not conn.authenticated:
+    if not conn.authenticated:
         return ReplyError("NOAUTH HELLO must be called with the client already authenticated, "
-                          "otherwise the HELLO <proto> AUTH <user> <pass> option can be used "
-                          "to authenticate the client and select the RESP protocol version "
-                          "at the same time")
+                          "otherwise the HELLO AUTH <user> <pass> option can be used to "
+                          "authenticate the client and select the RESP protocol version at the "
+                          "same time")
+    if name is not None:
+        conn.client_name = name or None
     return [b"server", b"redis", b"version", REDIS_VERSION.encode(), b"proto", 2,
             b"id", conn.client_id, b"mode", b"standalone", b"role", b"master",
             b"modules", []]
 
 
+BAD_NAME = ReplyError("ERR Client names cannot contain spaces, newlines or special characters.")
+
+
+def _bad_name(name: bytes) -> bool:
+    return any(byte <= 32 or byte >= 127 for byte in name)
+
+
 @router.command("client setname", 3)
 def client_setname(conn: Any, argv: List[bytes]) -> Any:
     name = argv[2]
-    if any(byte <= 32 or byte >= 127 for byte in name):
-        return ReplyError("ERR Client names cannot contain spaces, newlines or special "
-                          "characters.")
+    if _bad_name(name):
+        return BAD_NAME
     conn.client_name = name or None
     return OK
 
@@ -132,10 +159,10 @@ def _subscription_replies(conn: Any, kind: bytes, names: List[bytes], add: bool,
             return [kind, None, len(conn.channels) + len(conn.patterns)]
     for name in names:
         if add and name not in held:
-            held.add(name)
+            held[name] = None
             registry.setdefault(name, set()).add(conn)
         elif not add and name in held:
-            held.discard(name)
+            del held[name]
             members = registry.get(name)
             if members is not None:
                 members.discard(conn)
@@ -210,6 +237,12 @@ def command(conn: Any, argv: List[bytes]) -> Any:
     if sub == b"info":
         return [_command_info(arg.lower()) if arg.lower() in router.commands else None
                 for arg in argv[2:]]
+    if sub == b"help" and len(argv) == 2:
+        return _help("COMMAND", ["(no subcommand)", "    Return details about all commands.",
+                                 "COUNT", "    Return the total number of commands.",
+                                 "DOCS", "    Return documentary information (none here).",
+                                 "INFO <command-name> ...", "    Return details about commands.",
+                                 "LIST", "    Return a list of all commands."])
     if sub in (b"count", b"list", b"docs", b"info"):
         return ReplyError("ERR wrong number of arguments for 'command|%s' command"
                           % sub.decode())
@@ -230,11 +263,33 @@ def config_get(conn: Any, argv: List[bytes]) -> Any:
     reply, seen = [], set()
     for pattern in argv[2:]:
         match = glob_to_regex(pattern.lower()).match
+        exact = not any(char in pattern for char in b"*?[\\")
         for name, value in settings:
             if name not in seen and match(name):
                 seen.add(name)
-                reply += [name, value]
+                reply += [pattern if exact else name, value]     # Redis echoes an exact name
     return reply
+
+
+def _help(name: str, lines: List[str]) -> Any:
+    """Return a HELP reply: one status line per line, as Redis's ``addReplyHelp``."""
+    return [Status("%s <subcommand> [<arg> [value] [opt] ...]. Subcommands are:" % name)] + \
+        [Status(line) for line in lines] + [Status("HELP"), Status("    Print this help.")]
+
+
+@router.command("client help", 2)
+def client_help(conn: Any, argv: List[bytes]) -> Any:
+    return _help("CLIENT", ["GETNAME", "    Return the name of the current connection.",
+                            "ID", "    Return the ID of the current connection.",
+                            "SETNAME <name>", "    Assign the name <name> to the current "
+                            "connection."])
+
+
+@router.command("config help", 2)
+def config_help(conn: Any, argv: List[bytes]) -> Any:
+    return _help("CONFIG", ["GET <pattern>", "    Return parameters matching the glob-like "
+                            "<pattern> and their values.",
+                            "RESETSTAT", "    Reset statistics reported by the INFO command."])
 
 
 @router.command("config resetstat", 2)

@@ -35,7 +35,7 @@ KEY_OVERHEAD_BYTES = 100
 #: Estimated bytes per deadline: the timer object and the expires dict slot.
 DEADLINE_OVERHEAD_BYTES = 150
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
-_INTEGER = re.compile(rb"-?(?:0|[1-9][0-9]*)\Z")
+_INTEGER = re.compile(rb"(?:0|-?[1-9][0-9]*)\Z")           # no "-0", as string2ll
 
 
 class Keyspace:

@@ -150,7 +150,8 @@ class RespClient:
     __slots__ = ("_loop", "_host", "_port", "_where", "_handshake", "_connect_options", "_delays",
                  "_delay", "_on_connect", "_on_error", "_max_reply_bytes", "_state", "_connector",
                  "_connection", "_retry_timer", "_final_error", "_pending", "_queued",
-                 "_writing_paused", "_channels", "_patterns", "_subscription_count")
+                 "_writing_paused", "_channels", "_patterns", "_subscription_count",
+                 "_resubscribe")
 
     def __init__(self, loop: Any, host: str, port: int, handshake: List[Tuple[Any, ...]],
                  connect_options: Dict[str, Any], delays: Optional[Tuple[float, float]],
@@ -171,6 +172,7 @@ class RespClient:
         self._channels: Dict[bytes, Callable[..., None]] = {}  # what the user subscribed to
         self._patterns: Dict[bytes, Callable[..., None]] = {}
         self._subscription_count = 0                           # > 0: pushes may arrive
+        self._resubscribe = False                              # set by a lost connection
 
     @property
     def connected(self) -> bool:
@@ -314,12 +316,15 @@ class RespClient:
             self._ready()
 
     def _ready(self) -> None:
-        """Subscribe again to what the user wants, then send what waited."""
+        """Send what waited, in the user's order; after a reconnect, re-subscribe first."""
         self._state = _State.READY
         self._delay = self._delays[0] if self._delays else 0.0
-        self._queued.extendleft((encode_command(name, *handlers), Reply(len(handlers)))
-                                for name, handlers in ((b"PSUBSCRIBE", self._patterns),
-                                                       (b"SUBSCRIBE", self._channels)) if handlers)
+        resubscribe, self._resubscribe = self._resubscribe, False
+        if resubscribe:
+            self._queued.extendleft((encode_command(name, *handlers), Reply(len(handlers)))
+                                    for name, handlers in ((b"PSUBSCRIBE", self._patterns),
+                                                           (b"SUBSCRIBE", self._channels))
+                                    if handlers)
         self._flush()
         if self._on_connect is not None and self._state is _State.READY:
             self._on_connect(self)
@@ -333,6 +338,7 @@ class RespClient:
             self._report(exc)
             return
         self._connection, self._connector, self._state = None, None, _State.WAITING
+        self._resubscribe = True
         self._retry_timer = self._loop.call_later(self._delay, self._connect)
         logger.info("redis %s: %s; retrying in %.3g s", self._where, exc, self._delay)
         self._delay = min(self._delay * 2, self._delays[1])

@@ -32,7 +32,8 @@ CASES = {
         ["SET", "k", "v", "KEEPTTL", "EX", "10"], ["SET", "k", "v", "FOO"],
         ["SET", "k", "v", "PX", "-5"], ["SET", "k"], ["SET", "bin", "a\r\nb\x00c"], ["GET", "bin"],
         ["SET", "empty", ""], ["GET", "empty"], ["SET", "k", "v", "EX", "99999999999999999"],
-        ["SET", "k", "v", "EXAT", "1"], ["GET", "k"],
+        ["SET", "k", "v", "EXAT", "1"], ["GET", "k"], ["SET", "k", "v", "EX", "10", "EX", "20"],
+        ["TTL", "k"], ["SET", "k", "v", "EX", "10", "PX", "20"],
     ],
     "counters": [
         ["SET", "c", "10"], ["INCR", "c"], ["DECR", "c"], ["INCRBY", "c", "5"],
@@ -40,6 +41,7 @@ CASES = {
         ["SET", "big", "9223372036854775807"], ["INCR", "big"], ["SET", "lead", "007"],
         ["INCR", "lead"], ["INCR", "fresh"], ["DECRBY", "c", "-9223372036854775808"],
         ["INCR", "c", "d"], ["SET", "neg", "-5"], ["INCRBY", "neg", "-10"], ["GET", "neg"],
+        ["SET", "z", "-0"], ["INCR", "z"], ["INCRBY", "neg", "-0"], ["SELECT", "-0"],
     ],
     "keys": [
         ["MSET", "a", "1", "b", "2", "c", "3"], ["MGET", "a", "b", "zz"],
@@ -60,7 +62,10 @@ CASES = {
     ],
     "connection": [
         ["PING"], ["PING", "hi"], ["PING", "a", "b"], ["ECHO", "x"], ["ECHO"],
-        ["SELECT", "0"], ["SELECT", "x"], ["AUTH", "pw"], ["CLIENT", "SETNAME", "my-name"],
+        ["SELECT", "0"], ["SELECT", "x"], ["AUTH", "pw"], ["AUTH", "default", "any"],
+        ["AUTH", "bob", "x"], ["HELLO", "2", "FOO"], ["HELLO", "2", "SETNAME"],
+        ["HELLO", "3", "AUTH", "default"], ["CONFIG", "GET", "MAXMEMORY"],
+        ["CLIENT", "SETNAME", "my-name"],
         ["CLIENT", "GETNAME"], ["CLIENT", "SETNAME", "bad name"], ["CLIENT", "FOO"],
         ["CLIENT"], ["HELLO", "x"], ["CONFIG", "GET", "save"], ["CONFIG", "GET", "appendonly"],
         ["CONFIG", "GET"], ["CONFIG", "FOO"], ["GET"], ["GET", "a", "b"], ["FOO"],
@@ -70,9 +75,11 @@ CASES = {
         ["PUBLISH", "ch", "msg"], ["SUBSCRIBE", "a", "b"], ["PING"], ["PING", "x"],
         ["GET", "k"], ["PSUBSCRIBE", "n*"], ["UNSUBSCRIBE", "a"], ["PUNSUBSCRIBE"],
         ["UNSUBSCRIBE"], ["UNSUBSCRIBE"], ["PUNSUBSCRIBE"], ["GET", "k"],
+        ["PSUBSCRIBE", "a*", "b*", "c*"], ["PUNSUBSCRIBE"],
     ],
     "auth": [
         ["GET", "k"], ["FOO"], ["AUTH", "wrong"], ["AUTH", "nobody", PASSWORD],
+        ["HELLO", "2"], ["HELLO", "2", "AUTH", "default", "bad"],
         ["AUTH", "default", PASSWORD], ["GET", "k"], ["AUTH", PASSWORD],
     ],
 }
