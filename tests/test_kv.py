@@ -294,3 +294,14 @@ def test_a_command_left_half_sent_is_closed_after_the_partial_frame_deadline(kv)
     assert not client.closed
     advance(loop, clock, 1.5)
     client.wait_closed()
+
+
+def test_an_http_request_is_taken_for_a_cross_protocol_attack_and_closed_unanswered(kv, caplog):
+    """POST or Host: (a browser tricked into talking to kv) closes the connection, no reply."""
+    _, _, server, connect = kv
+    browser, other = connect(), connect()
+    browser.send(b"POST / HTTP/1.1\r\nHost: 127.0.0.1:6380\r\n\r\nFLUSHDB\r\n")
+    browser.wait_closed()
+    assert browser.received == b"" and browser.replies == []
+    assert "cross-protocol" in caplog.text
+    assert other.call("PING") == Status("PONG")

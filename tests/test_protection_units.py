@@ -200,6 +200,19 @@ def test_token_file_reads_one_per_line(tmp_path):
         TokenAuth.from_file(str(empty))
 
 
+def test_comment_lines_in_a_token_file_are_not_tokens(tmp_path):
+    """A line starting with # annotates the file; it is never accepted as a token."""
+    path = tmp_path / "tokens"
+    path.write_text("# deploy key, rotated monthly\nreal-token\n")
+    auth = TokenAuth.from_file(str(path))
+    assert auth.check(b"real-token")
+    assert not auth.check(b"# deploy key, rotated monthly")
+    only_comments = tmp_path / "only-comments"
+    only_comments.write_text("# nothing here yet\n")
+    with pytest.raises(ValueError, match="holds no token"):
+        TokenAuth.from_file(str(only_comments))
+
+
 def test_line_token_handshake_at_every_split_point():
     """The token line completes whatever the chunking; the bytes after it are handed on."""
     auth = TokenAuth([b"tok-123"])

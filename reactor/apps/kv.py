@@ -64,6 +64,8 @@ class KVServer:
         self.pattern_regexes: Dict[bytes, Any] = {}
         self.clients: Set["KVProtocol"] = set()
         self.listener: Any = None               # the reactor Server, for INFO
+        self.maxclients = 0                     # --max-connections, for INFO and CONFIG GET
+        self.timeout = 0.0                      # --idle-timeout, likewise
         self.started = time.time()
         self._ids = itertools.count(1)
         self.stats = dict(total_commands_processed=0, total_connections_received=0,
@@ -115,7 +117,8 @@ class KVServer:
             ("save", ""), ("appendonly", "yes" if aof else "no"),
             ("appendfsync", aof.fsync if aof else "everysec"), ("maxmemory", self.maxmemory),
             ("maxmemory-policy", "noeviction"), ("port", self.port), ("databases", 1),
-            ("requirepass", "" if self.auth is None else "*"), ("timeout", 0))]
+            ("requirepass", "" if self.auth is None else "*"), ("maxclients", self.maxclients),
+            ("timeout", "%g" % self.timeout))]
 
     def info_sections(self) -> List[Tuple[str, List[Tuple[str, Any]]]]:
         """Return INFO's sections: server, clients, memory, persistence, stats, keyspace."""
@@ -130,8 +133,7 @@ class KVServer:
                         ("process_id", os.getpid()), ("tcp_port", self.port),
                         ("uptime_in_seconds", uptime), ("uptime_in_days", uptime // 86400)]),
             ("Clients", [("connected_clients", len(self.clients)),
-                         ("pubsub_clients", blocked), ("maxclients", listener.get(
-                             "max_connections", 0) or 10000)]),
+                         ("pubsub_clients", blocked), ("maxclients", self.maxclients)]),
             ("Memory", [("used_memory", self.keys.used_memory), ("maxmemory", self.maxmemory),
                         ("maxmemory_policy", "noeviction")]),
             ("Persistence", [("aof_enabled", int(self.aof is not None)),
@@ -223,6 +225,12 @@ class KVProtocol(RespServerProtocol):
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add kv's options to its sub-parser."""
     add_server_options(parser, DEFAULT_PORT)
+    for action in parser._actions:                 # kv speaks AUTH, not reactor's handshake
+        if action.dest == "auth_token_file":
+            action.help = ("require AUTH with one of FILE's tokens (one per line, # comments "
+                           "skipped): redis-cli -a TOKEN")
+        elif action.dest == "psk_file":
+            action.help = argparse.SUPPRESS
     parser.add_argument("--appendonly", metavar="FILE",
                         help="append every write to FILE (RESP) and replay it at start")
     parser.add_argument("--appendfsync", choices=FSYNC_POLICIES, default="everysec",
@@ -249,7 +257,10 @@ def run(args: Any) -> int:
     holder: Dict[str, KVServer] = {}
 
     def prepare(loop: Any) -> Any:
-        server = holder["server"] = KVServer(loop, args.maxmemory, auth, args.port)
+        server = holder["server"] = KVServer(loop, args.maxmemory, auth,
+                                             0 if args.unix else args.port)
+        server.maxclients = args.max_connections or 0
+        server.timeout = args.idle_timeout or 0.0
         if args.appendonly:
             try:
                 count = server.open_aof(args.appendonly, args.appendfsync)
@@ -261,7 +272,11 @@ def run(args: Any) -> int:
         return server.protocol
 
     def listening(listener: Any) -> None:
-        holder["server"].listener = listener
+        server = holder["server"]
+        server.listener = listener
+        address = listener.addresses[0]
+        if not isinstance(address, str):                 # TCP: the port --port 0 picked
+            server.port = address[1]
 
     try:
         return serve(args, None, setup=prepare, listening=listening)

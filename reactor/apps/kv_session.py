@@ -19,12 +19,15 @@ never by the server's memory growing.
 """
 
 import hmac
+import logging
 from typing import Any, List
 
 from ..resp.codec import OK, ReplyError, Status
 from ..resp.protocol import Replies
 from .kv_commands import SYNTAX, router
 from .kv_store import glob_to_regex, parse_int
+
+logger = logging.getLogger("reactor")
 
 #: The version kv reports (INFO, HELLO): the redis-server its replies follow.
 REDIS_VERSION = "7.0.15"
@@ -202,6 +205,22 @@ def punsubscribe(conn: Any, argv: List[bytes]) -> Any:
             del conn.server.pattern_regexes[pattern]
     return replies
 
+
+@router.command("post", -1)
+def cross_protocol_attack(conn: Any, argv: List[bytes]) -> Any:
+    """An HTTP request on a kv port: a browser tricked into talking to kv. Close, say nothing.
+
+    Redis does the same (``securityWarningCommand``): a page can make a
+    browser POST to 127.0.0.1:6380, and every line of the request would
+    otherwise run as a command.
+    """
+    logger.warning("kv: a client sent %r, as a web browser does: possible cross-protocol "
+                   "attack; connection closed", bytes(argv[0][:16]))
+    conn.close_after_reply = True
+    return Replies()
+
+
+router.add("host:", cross_protocol_attack, -1)
 
 #: The commands a subscribed connection may still send (Redis's list, RESP2).
 PUBSUB_ALLOWED = frozenset(["ping", "subscribe", "unsubscribe", "psubscribe", "punsubscribe",

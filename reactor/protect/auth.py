@@ -233,7 +233,8 @@ def _as_bytes(secret: Secret) -> bytes:
 
 def _read_secret_lines(path: str, what: str) -> List[bytes]:
     """Read one secret per line: UTF-8 (a BOM at the start ignored), surrounding blanks
-    and CRs stripped, blank lines skipped."""
+    and CRs stripped, blank lines and ``#`` comment lines skipped (an annotated file
+    must not turn its comments into passwords)."""
     with open(path, "rb") as secret_file:
         data = secret_file.read()
     if data.startswith(b"\xef\xbb\xbf"):
@@ -243,7 +244,7 @@ def _read_secret_lines(path: str, what: str) -> List[bytes]:
     except UnicodeDecodeError as exc:
         raise ValueError("%s is not UTF-8 text (byte %d)" % (path, exc.start)) from None
     lines = [line.strip() for line in data.splitlines()]
-    secrets_found = [line for line in lines if line]
+    secrets_found = [line for line in lines if line and not line.startswith(b"#")]
     if not secrets_found:
         raise ValueError("%s holds no %s (expected one per line)" % (path, what))
     return secrets_found
