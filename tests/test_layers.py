@@ -17,6 +17,7 @@ LAYERS = {
     "errors": 0, "clock": 0, "buffers": 0, "policy": 0, "addresses": 0, "tls_contexts": 0,
     "framing": 0, "framing.base": 0, "framing.delimited": 0, "framing.counted": 0,
     "resp": 0, "resp.codec": 0,
+    "http": 0, "http.parser": 0,
     "protect.ratelimit": 0, "protect.auth": 0, "protect.abuselog": 0,
     "timers": 1, "wheel": 1, "protocols": 1, "framed": 1, "dispatch": 1, "resp.protocol": 1,
     "loop": 2, "poller": 2, "wakeup": 2, "watchers": 2, "debug": 2,
