@@ -113,11 +113,13 @@ class DatagramProtocol(BaseProtocol):
 
 #: Why reading is held, as bits of one mask: the app's own ``pause_reading``,
 #: a framed protocol working through frames it already has, a rate limit
-#: waiting for credit. Each holder releases only its own bit, so one never
-#: undoes another (the app resuming does not end rate shaping).
+#: waiting for credit, an HTTP connection whose pipelined requests wait for
+#: the answer in progress. Each holder releases only its own bit, so one
+#: never undoes another (the app resuming does not end rate shaping).
 PAUSED_BY_APP = 1
 HOLD_FRAMES = 2
 HOLD_RATE = 4
+HOLD_RESPONSE = 8
 
 
 class Layer:
@@ -224,6 +226,10 @@ class Layer:
     def peer_has_closed(self) -> bool:
         """Tell, without reading, whether the peer closed or reset (see ``StreamTransport``)."""
         return bool(self._transport.peer_has_closed())
+
+    def wait_writable(self, callback: Any) -> None:
+        """Call ``callback()`` once the socket below can take bytes (see ``StreamTransport``)."""
+        self._transport.wait_writable(callback)
 
     # -- the protocol face (to the transport below) ------------------------------------
 

@@ -24,12 +24,8 @@ Flow control, both ways: our sending pauses and resumes the protocol at the
 water marks (``transports.py``); ``pause_reading()`` drops read interest,
 so the kernel's receive buffer fills and TCP tells the peer to slow down.
 
-Slow consumers (Redis's client-output-buffer-limit): a protocol that keeps
-writing to a peer that does not read would grow the send buffer without
-bound. Above ``Limits.send_buffer_hard_cap_bytes`` the buffer is dropped
-and the connection closed at once; above ``send_buffer_soft_cap_bytes`` for
-``send_buffer_soft_cap_seconds`` in a row, too. Either way the protocol's
-``connection_lost`` gets a :class:`~reactor.errors.SlowConsumerError`.
+Slow consumers, whose send buffer grows because they do not read, are
+closed by the caps of ``slow_consumers.py``.
 
 Half-close: ``write_eof()`` shuts our sending side once the buffer drains,
 and the peer's EOF calls ``eof_received()``. Once *both* directions are
@@ -49,9 +45,10 @@ import socket
 from typing import Any, Dict, Iterable, Optional
 
 from .buffers import SendBuffer, immutable_tail
-from .errors import InputBudgetError, SlowConsumerError, TransportClosedError
+from .errors import InputBudgetError, TransportClosedError
 from .loop import EVENT_READ, EVENT_WRITE
 from .policy import DEFAULT_LIMITS, Limits
+from .slow_consumers import SendCaps
 from .sockets import peer_has_closed
 from .transports import _CLOSED, _CLOSING, _OPEN, SocketTransport, TransportState
 
@@ -75,7 +72,7 @@ _READ = EVENT_READ
 CLOSE_LINGER_SECONDS = 5.0
 
 
-class StreamTransport(SocketTransport):
+class StreamTransport(SendCaps, SocketTransport):
     """The transport for one connected stream socket (TCP or Unix).
 
     Created by servers and clients, not by applications. ``owner`` (a
@@ -90,7 +87,7 @@ class StreamTransport(SocketTransport):
                  "_closed_locally", "_peername", "_read_chunk",
                  "_max_read_per_event", "_extra", "bytes_received", "bytes_sent",
                  "_hard_cap", "_soft_cap", "_soft_cap_seconds", "_soft_cap_timer",
-                 "_over_soft_cap_since", "_lost_error", "_limits")
+                 "_over_soft_cap_since", "_lost_error", "_limits", "_writable_waiter")
 
     def __init__(self, loop: Any, sock: socket.socket, protocol: Any,
                  peername: Any = None, owner: Any = None,
@@ -116,6 +113,7 @@ class StreamTransport(SocketTransport):
         self._over_soft_cap_since: Optional[float] = None
         self._lost_error: Optional[BaseException] = None
         self._limits = limits
+        self._writable_waiter: Any = None       # wait_writable's callback
 
     # -- the loop's calls (hot path) ------------------------------------------
 
@@ -158,6 +156,8 @@ class StreamTransport(SocketTransport):
         # Hot path: once per pass for each connection with bytes queued.
         buffer = self._send_buffer
         if self._state is _CLOSED or buffer is None:
+            if self._writable_waiter is not None:
+                self._wake_writable_waiter()
             return
         chunks = buffer.peek()
         try:
@@ -186,6 +186,8 @@ class StreamTransport(SocketTransport):
             self._close_now(None)
         elif self._eof_pending and not self._eof_sent:
             self._shutdown_write()
+        elif self._writable_waiter is not None:
+            self._wake_writable_waiter()
 
     # -- the Transport API ------------------------------------------------------
 
@@ -243,6 +245,24 @@ class StreamTransport(SocketTransport):
     def can_write_eof(self) -> bool:
         """Tell whether ``write_eof()`` is supported (always, for streams)."""
         return True
+
+    def wait_writable(self, callback: Any) -> None:
+        """Call ``callback()`` once, on a later pass, when nothing is queued and the socket is writable.
+
+        For a producer that writes around the send buffer, as ``os.sendfile``
+        does (``http/server.py``): it sends what the kernel takes, then waits
+        here. One waiter at a time (a new one replaces the old); none is
+        called once the transport is closing.
+        """
+        if self._state is _OPEN:
+            self._writable_waiter = callback
+            self._update_interest()
+
+    def _wake_writable_waiter(self) -> None:
+        callback, self._writable_waiter = self._writable_waiter, None
+        self._update_interest()
+        if self._state is _OPEN:
+            callback()
 
     def close(self) -> None:
         """Stop reading, send what is queued, then close; idempotent."""
@@ -347,37 +367,6 @@ class StreamTransport(SocketTransport):
             "%d bytes of input held (a partial frame, or input over a rate) when the server's "
             "held input passed its budget of %d bytes" % (held_bytes, max_bytes)), flush=False)
 
-    def _check_send_caps(self, nbytes: int) -> None:
-        """The buffer passed a cap: close if it is the hard one, else start the soft one's clock.
-
-        Both caps close with ``SlowConsumerError``: the hard one at once, the
-        soft one only if the buffer stays over it for ``soft_cap_seconds``.
-        """
-        if nbytes > self._hard_cap:
-            self.close_with_error(SlowConsumerError(
-                "%d bytes queued for a peer that does not read them, over the %d-byte hard cap"
-                % (nbytes, self._hard_cap)), flush=False)
-        elif self._over_soft_cap_since is None:
-            self._over_soft_cap_since = self._loop.time()
-            if self._soft_cap_timer is None:
-                self._soft_cap_timer = self._loop.call_later(self._soft_cap_seconds,
-                                                             self._soft_cap_expired)
-            else:
-                self._soft_cap_timer.reset(self._soft_cap_seconds)
-
-    def _soft_cap_expired(self) -> None:
-        """The soft-cap timer fired: close if the buffer stayed over the cap all along."""
-        since = self._over_soft_cap_since
-        if since is None or self._state is _CLOSED:
-            return                                   # drained in time; timer idles until reused
-        remaining = since + self._soft_cap_seconds - self._loop.time()
-        if remaining > 0:
-            self._soft_cap_timer.reset(remaining)     # drained and refilled meanwhile
-            return
-        self.close_with_error(SlowConsumerError(
-            "over %d bytes queued for %.3g s: the peer reads too slowly"
-            % (self._soft_cap, self._soft_cap_seconds)), flush=False)
-
     def _linger_expired(self) -> None:
         if self._state is not _CLOSED:
             self._send_buffer = None
@@ -388,7 +377,8 @@ class StreamTransport(SocketTransport):
         events = 0
         if self._state is _OPEN and not self._read_holds and not self._eof_received:
             events = EVENT_READ
-        if self._send_buffer is not None and self._state is not _CLOSED:
+        if ((self._send_buffer is not None or self._writable_waiter is not None)
+                and self._state is not _CLOSED):
             events |= EVENT_WRITE
         self._set_interest(events)
 
