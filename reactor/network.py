@@ -8,6 +8,7 @@ transports in the layer table.
 """
 
 import concurrent.futures
+import functools
 import selectors
 import socket
 import ssl as _ssl
@@ -18,6 +19,7 @@ from .addresses import check_port, connect_host, format_address, listen_host
 from .client import Connector
 from .datagrams import DatagramTransport
 from .errors import InvalidAddressError, NotCallableError, ProtectionsUnavailableError
+from .http.server import HTTP_OPTION_NAMES, HTTPOptions, HTTPServerProtocol
 from .loop import SLOW_CALLBACK_SECONDS, EventLoop
 from .policy import DEFAULT_LIMITS, SERVER_ONLY_FIELDS, Limits
 from .protocols import BaseProtocol
@@ -84,6 +86,20 @@ class Reactor(EventLoop):
         return Server(self, protocol_factory, sockets, limits, tcp_nodelay=True,
                       ssl_context=_server_ssl(ssl), ssl_handshake_timeout=ssl_handshake_timeout,
                       auth=auth)
+
+    def listen_http(self, app: Any, host: Optional[str] = "127.0.0.1", port: int = 0,
+                    **options: Any) -> Server:
+        """Serve HTTP/1.1 on ``host:port`` with ``app``, a ``reactor.http.Router``.
+
+        Keywords of ``reactor.http.HTTPOptions`` (``header_timeout``,
+        ``keepalive_timeout``, ``body_timeout``, ``max_body_bytes``,
+        ``access_log`` ...) set the HTTP side; the rest are ``listen_tcp``'s:
+        ``ssl`` for HTTPS, ``limits`` for the protections.
+        """
+        http = HTTPOptions(**{name: options.pop(name) for name in HTTP_OPTION_NAMES
+                              if name in options})
+        return self.listen_tcp(functools.partial(HTTPServerProtocol, app, http), host, port,
+                               **options)
 
     def listen_unix(self, protocol_factory: ProtocolFactory, path: str, *,
                     limits: Optional[Limits] = None, max_connections: Optional[int] = None,

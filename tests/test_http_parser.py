@@ -6,7 +6,7 @@ import time
 import pytest
 
 from reactor.errors import FramingError
-from reactor.http.parser import (END_CHUNKS, Data, EndOfMessage, HTTPError, Request,
+from reactor.http.parser import (END_CHUNKS, Data, EndOfMessage, HTTPError, RequestHead,
                                  RequestParser, format_chunk, format_response)
 
 GET = b"GET /index.html?q=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n"
@@ -28,7 +28,7 @@ def normalise(events):
         elif isinstance(event, EndOfMessage):
             out.append(("end",))
         else:
-            out.append(("request",) + tuple(getattr(event, name) for name in Request.__slots__))
+            out.append(("request",) + tuple(getattr(event, name) for name in RequestHead.__slots__))
     return out
 
 
@@ -58,9 +58,9 @@ def request(head, version="1.1", host=True):
 # -- what a request parses to ---------------------------------------------------
 
 def test_a_simple_get():
-    """A GET in one chunk gives its Request and EndOfMessage, and holds nothing back."""
+    """A GET in one chunk gives its RequestHead and EndOfMessage, and holds nothing back."""
     events, parser = feed_pieces([GET])
-    assert events == [Request("GET", "/index.html?q=1", "1.1",
+    assert events == [RequestHead("GET", "/index.html?q=1", "1.1",
                               [("host", "example.com"), ("accept", "*/*")],
                               True, False, "none", None), EndOfMessage()]
     assert parser.buffered == 0 and not parser.closed

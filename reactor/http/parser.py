@@ -3,7 +3,7 @@
 ``RequestParser.feed`` takes bytes as they arrive and returns events, never
 touching a socket (h11's design; see its ``_readers.py``)::
 
-    Request  Data*  EndOfMessage  Request  Data*  EndOfMessage  ...   (pipelined)
+    RequestHead  Data*  EndOfMessage  RequestHead  Data*  EndOfMessage  ...   (pipelined)
 
 One reader per framing, chosen from the head; the state names the next::
 
@@ -86,7 +86,7 @@ class _Event:
             "%s=%r" % (name, getattr(self, name)) for name in self.__slots__))
 
 
-class Request(_Event):
+class RequestHead(_Event):
     """The head of one request: its line, its fields, and how its body is framed.
 
     ``headers`` holds every field in order, repeats included, as ``(lowercased
@@ -123,7 +123,7 @@ _END_OF_MESSAGE = EndOfMessage()     # stateless, so one instance serves every r
 
 
 class RequestParser:
-    """Read requests (server side): bytes in, ``Request``/``Data``/``EndOfMessage`` out.
+    """Read requests (server side): bytes in, ``RequestHead``/``Data``/``EndOfMessage`` out.
 
     Limits, each refused with its status (exactly at a limit passes):
     ``max_request_line`` (414, as soon as an unended line passes it),
@@ -141,7 +141,7 @@ class RequestParser:
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self.max_request_line, self.max_header_bytes = max_request_line, max_header_bytes
         self.max_headers, self.max_body_bytes = max_headers, max_body_bytes
-        for name in self.__slots__[:4]:
+        for name in RequestParser.__slots__[:4]:
             if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
                 raise ValueError("%s must be a positive int, got %r" % (name, getattr(self, name)))
         self._buffer = bytearray()      # unparsed bytes: a partial head or chunk line
@@ -284,8 +284,8 @@ class RequestParser:
         return found.end(), False
 
     def _make_request(self, method: str, target: str, version: str,
-                      headers: List[Tuple[str, str]], framing: Dict[str, List[str]]) -> Request:
-        """Apply the framing fields (RFC 9112 6.3) and build the Request, or raise."""
+                      headers: List[Tuple[str, str]], framing: Dict[str, List[str]]) -> RequestHead:
+        """Apply the framing fields (RFC 9112 6.3) and build the RequestHead, or raise."""
         lengths, codings = framing.get("content-length"), framing.get("transfer-encoding")
         if version == "1.1" and len(framing.get("host", ())) != 1:
             raise HTTPError(400, "an HTTP/1.1 request needs exactly one Host field")
@@ -312,8 +312,8 @@ class RequestParser:
             expect_continue = [value.lower() for value in expect or ()] == ["100-continue"]
         else:                       # RFC 9110 10.1.1: 1.0's Expect is ignored
             keep_alive, expect_continue = "keep-alive" in options and "close" not in options, False
-        return Request(method, target, version, headers, keep_alive, expect_continue,
-                       body_kind, content_length)
+        return RequestHead(method, target, version, headers, keep_alive, expect_continue,
+                           body_kind, content_length)
 
     def _check_partial_head(self, work: Any, pos: int) -> None:
         """Refuse an unfinished head already over a limit; note how far we searched.

@@ -1,0 +1,436 @@
+"""The HTTP/1.1 server protocol: the parser, a router and a transport, joined.
+
+One connection carries requests one after another (keep-alive), possibly
+several in one read (pipelining); answers go out in the order the requests
+came. The parser's events drive it::
+
+    RequestHead -> find the route (404 / 405 + Allow answered here)
+      buffered route: Data* collected -> EndOfMessage -> handler(request)
+      stream_body route: handler(request) at once -> Data -> on_data ... -> on_end
+    handler returns  Response           -> head + body in one write
+                     None               -> it answers later: request.respond(response)
+    body kinds       bytes              -> Content-Length, one write
+                     iterable of bytes  -> chunked, pulled while the socket drains
+                     FileBody           -> os.sendfile, one call per writable event
+                     start_response()   -> chunked, pushed by the handler
+
+While an answer is still being made (deferred, streamed or a file), later
+pipelined requests wait, parsed, and reading is held (``HOLD_RESPONSE``),
+so one client cannot queue unbounded work.
+
+It is a :class:`~reactor.framed.FramedProtocol` whose frames are the
+parser's events, so it inherits the framing layer's protections: a bounded
+number of events per pass, the message-rate gate, the partial-frame deadline
+(which is the *header timeout*: a head begun must end within
+``header_timeout`` seconds however slowly it drips) and the input budget.
+Its own timer covers the rest: a new connection must send a head within
+``header_timeout``, an idle keep-alive connection is closed after
+``keepalive_timeout``, and a body must make progress every ``body_timeout``.
+
+Bad input costs one connection: the parser's :class:`HTTPError` is
+answered with its status (400, 413, 414, 431, 501, 505) and
+``Connection: close``, the reason is logged and counted by the server, and
+the connection closes once the answer is flushed. An exception in a handler
+becomes a 500 (the traceback is logged, never sent); if the response had
+already begun, the connection is aborted, since its framing is broken.
+"""
+
+import logging
+import time
+from http import HTTPStatus
+from typing import Any, Callable, List, Optional
+from urllib.parse import unquote, urlsplit
+
+from ..errors import FrameTimeoutError, FramingError, IdleTimeoutError
+from ..framed import FramedProtocol
+from ..protocols import HOLD_RESPONSE
+from .bodies import FileSender, IterableSender, ResponseWriter
+from .messages import FileBody, Headers, Request, Response
+from .options import HTTP_OPTION_NAMES, HTTPOptions, HTTPRequestFramer
+from .parser import EndOfMessage, HTTPError, RequestHead
+from .router import Router
+
+__all__ = ["HTTPServerProtocol", "HTTPOptions", "HTTPRequestFramer", "HTTP_OPTION_NAMES",
+           "ResponseWriter"]
+
+logger = logging.getLogger("reactor")
+access_logger = logging.getLogger("reactor.access")
+
+_STATUS_LINES = {status.value: "HTTP/1.1 %d %s\r\n" % (status.value, status.phrase)
+                 for status in HTTPStatus}
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_FRAMING_NAMES = frozenset(("content-length", "transfer-encoding", "connection"))
+
+
+class HTTPServerProtocol(FramedProtocol):
+    """Serve one connection's requests with ``app`` (a :class:`Router`); see the module doc."""
+
+    def __init__(self, app: Router, options: HTTPOptions) -> None:
+        self.app, self.options = app, options
+        self.framer = options.framer                # cloned in connection_made
+        self.client: Any = None
+        self._request: Optional[Request] = None     # the request whose events we are reading
+        self._route: Any = None                     # its route, or None: answered already
+        self._keep_alive = True
+        self._body_parts: Optional[List[bytes]] = None
+        self._body_ended = False
+        self._on_data: Any = None
+        self._on_end: Any = None
+        self._busy = False                          # an answer is still being made
+        self._waiting: Optional[List[Any]] = None   # pipelined events parked while busy
+        self._write_paused = False
+        self._producer: Any = None                  # what resume_writing restarts
+        self._timer: Any = None
+        self._timer_kind: Optional[str] = None
+        self._close_when_done = False
+
+    # -- connection life --------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        """Take the transport; a head must arrive within ``header_timeout``."""
+        super().connection_made(transport)
+        self._frame_timeout = self.options.header_timeout
+        self.client = transport.get_extra_info("peername")
+        self._arm("first-head", self.options.header_timeout)
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        """Drop timers and any file being sent."""
+        if self._timer is not None:
+            self._timer.cancel()
+        producer = self._producer
+        self._producer = None
+        if isinstance(producer, FileSender):
+            producer.close()
+
+    def pause_writing(self) -> None:
+        """The send buffer passed its high-water mark: producers stop."""
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        """The send buffer drained: the producer of the current answer goes on."""
+        self._write_paused = False
+        producer = self._producer
+        if producer is not None:
+            producer.resume()
+
+    # -- events from the parser -------------------------------------------------
+
+    def frames_received(self, events: List[Any]) -> None:
+        """Handle the parser's events in order; park them while an answer is being made."""
+        # Hot path: a keep-alive GET is RequestHead + EndOfMessage, one call.
+        transport = self.transport
+        for index, event in enumerate(events):
+            kind = type(event)
+            if kind is RequestHead:
+                if self._busy:                    # the next request waits for this answer
+                    self._park(events[index:])
+                    return
+                self._head_received(event)
+            elif kind is EndOfMessage:
+                self._end_received()
+            else:
+                self._data_received(event.data)
+            if transport.is_closing():
+                return
+
+    def framing_error(self, exc: FramingError) -> None:
+        """Answer a bad request with its status before the connection closes."""
+        if self._busy or self._request is not None and self._route is None:
+            return                            # an answer is under way: just close
+        status = exc.status if isinstance(exc, HTTPError) else 400
+        body = b"%d %s\n" % (status, HTTPStatus(status).phrase.encode())
+        self._write_head_and_body(None, Response(
+            status, [("Content-Type", "text/plain; charset=utf-8")]), False, body, len(body))
+
+    def _head_received(self, head: RequestHead) -> None:
+        self._timer_kind = None
+        target = head.target
+        raw_path, _, query = target.partition("?")
+        if not raw_path.startswith("/"):
+            raw_path = _origin_path(target)
+            if raw_path is None:
+                self._framing_failed(HTTPError(400, "bad request target %r" % target[:100]))
+                return
+        path = unquote(raw_path) if "%" in raw_path else raw_path
+        request = Request(head.method, target, path, query, Headers.from_parser(head.headers),
+                          b"", self.client, "HTTP/" + head.version, raw_path, None, self)
+        self._request, self._keep_alive = request, head.keep_alive
+        self._body_ended = head.body_kind == "none"
+        self._expect_continue = head.expect_continue
+        route, found = self.app.find(head.method, path)
+        if route is None:
+            response = (Response(404, body="404 Not Found\n") if found is None else
+                        Response(405, [("Allow", found)], "405 Method Not Allowed\n"))
+            self._route = None
+            self._answer(request, response)
+            return
+        request.params = found
+        self._route = route
+        if route.stream_body:
+            self._on_data = self._on_end = None
+            self._body_parts = []
+            self._busy = True
+            self._call_handler(request, route)
+            return
+        if not self._body_ended:
+            self._body_parts = []
+            self._arm("body", self.options.body_timeout)
+            self._frame_timeout = self.options.body_timeout     # a chunk line, not a head
+            if head.expect_continue:
+                self.transport.write(_CONTINUE)
+
+    def _data_received(self, data: bytes) -> None:
+        if self._route is None:
+            return                                # the body of a request answered already
+        if self._timer_kind == "body":
+            self._timer.reset(self.options.body_timeout)
+        if self._on_data is not None:
+            self._on_data(data)
+        elif self._body_parts is not None:
+            self._body_parts.append(data)
+
+    def _end_received(self) -> None:
+        route, request = self._route, self._request
+        if route is None or request is None:
+            self._request = None
+            self._idle_if_done()
+            return
+        self._body_ended = True
+        self._frame_timeout = self.options.header_timeout
+        if route.stream_body:
+            if self._on_end is not None:
+                self._request = self._route = None
+                self._on_end()
+            self._idle_if_done()
+            return
+        self._timer_kind = None
+        parts = self._body_parts
+        if parts:
+            request.body = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._body_parts = None
+        self._request = self._route = None
+        self._busy = True
+        self._call_handler(request, route)
+
+    # -- what a handler asks of the connection (through its Request) -----------
+
+    def respond(self, request: Request, response: Response) -> None:
+        """Send the answer to ``request`` (a handler that returned None calls this later)."""
+        if self.transport.is_closing() or self._producer is not None or not self._busy:
+            raise RuntimeError("respond() for %r: this connection is not waiting for an "
+                               "answer (answered already, or closed)" % (request,))
+        self._answer(request, response)
+
+    def read_body(self, request: Request, on_data: Callable[[bytes], Any],
+                  on_end: Callable[[], Any]) -> None:
+        """Start delivering a streamed body (see ``Request.read_body``)."""
+        if self._route is None or not self._route.stream_body or request is not self._request:
+            raise RuntimeError("read_body() is for a route with stream_body=True, from its "
+                               "handler, once per request")
+        if self._expect_continue and not self._body_ended:
+            self.transport.write(_CONTINUE)
+        self._on_data, self._on_end = on_data, on_end
+        parts, self._body_parts = self._body_parts or [], None
+        for part in parts:
+            on_data(part)
+        if self._body_ended:
+            self._request = self._route = None
+            on_end()
+        else:
+            self._arm("body", self.options.body_timeout)
+
+    def pause_body(self) -> None:
+        """Stop reading the socket (the client's TCP window then fills)."""
+        self.transport.pause_reading()
+
+    def resume_body(self) -> None:
+        """Read the socket again."""
+        self.transport.resume_reading()
+
+    def start_response(self, request: Request, response: Response) -> ResponseWriter:
+        """Send the head of a chunked answer and return its writer."""
+        writer = ResponseWriter(self, request.method == "HEAD", request.version == "HTTP/1.1")
+        if not writer.chunked:
+            self._keep_alive = False              # HTTP/1.0: the body ends at the close
+        response.body = b""
+        self._producer = writer
+        self._write_head_and_body(request, response, True, b"", streamed=writer.chunked)
+        return writer
+
+    # -- answering --------------------------------------------------------------
+
+    def _call_handler(self, request: Request, route: Any) -> None:
+        try:
+            result = route.handler(request)
+        except Exception:
+            logger.exception("handler %s for %s %s raised; answering 500",
+                             getattr(route.handler, "__name__", route.handler),
+                             request.method, request.target[:200])
+            result = Response(500, body="500 Internal Server Error\n")
+        if result is None:
+            return                                # request.respond() comes later
+        if self._producer is not None:
+            return                                # it began its own answer: start_response
+        if type(result) is not Response:
+            result = self._coerce(request, result)
+        self._answer(request, result)
+
+    def _coerce(self, request: Request, result: Any) -> Response:
+        if isinstance(result, (bytes, str)):
+            return Response(200, None, result)
+        logger.error("handler for %s %s returned %r, not a Response or None; answering 500",
+                     request.method, request.target[:200], type(result).__name__)
+        return Response(500, body="500 Internal Server Error\n")
+
+    def _answer(self, request: Request, response: Response) -> None:
+        """Write ``response``; once it is all out, go on with the next request."""
+        body = response.body
+        head_only = request.method == "HEAD"
+        if request is self._request and not self._body_ended:
+            self._keep_alive = False              # answered before its body: drop the rest
+        if type(body) is bytes:
+            self._write_head_and_body(request, response, False, b"" if head_only else body,
+                                      length=len(body))
+            self._done()
+        elif isinstance(body, FileBody):
+            self._write_head_and_body(request, response, False, b"", length=body.length)
+            if head_only or not body.length:
+                body.file.close()
+                self._done()
+            else:
+                self._producer = FileSender(self, body)
+                self._producer.resume()
+        else:
+            writer = self.start_response(request, response)
+            if head_only:
+                writer.end()
+            else:
+                self._producer = IterableSender(writer, iter(body))
+                self._producer.resume()
+
+    def _write_head_and_body(self, request: Optional[Request], response: Response,
+                             streamed: bool, body: bytes, length: int = 0) -> None:
+        """Write the head (status, fields, Date, Server, framing) and ``body`` in one write.
+
+        The server frames every body itself: a handler's Content-Length,
+        Transfer-Encoding and Connection fields are replaced, except a
+        Content-Length on an empty answer to HEAD (the GET's length, as a
+        static file handler states it). ``Connection: close`` from the
+        handler is honoured.
+        """
+        # Hot path: once per response.
+        keep_alive = self._keep_alive and request is not None
+        status = response.status
+        lines = [_STATUS_LINES.get(status) or "HTTP/1.1 %d \r\n" % status,
+                 self.options.date_fields()]
+        states_length = False
+        for name, value in response.headers._fields:
+            lower = name.lower()
+            if lower in _FRAMING_NAMES:
+                if lower == "connection":
+                    keep_alive = keep_alive and "close" not in value.lower()
+                    continue
+                if lower != "content-length" or length or request is None \
+                        or request.method != "HEAD":
+                    continue
+                states_length = True
+            lines.append("%s: %s\r\n" % (name, value))
+        if streamed:
+            lines.append("Transfer-Encoding: chunked\r\n")
+        elif not states_length and status >= 200 and status != 204 and status != 304:
+            lines.append("Content-Length: %d\r\n" % length)
+        if not keep_alive:
+            lines.append("Connection: close\r\n")
+            self._close_when_done = True
+        elif request is not None and request.version == "HTTP/1.0":
+            lines.append("Connection: keep-alive\r\n")
+        lines.append("\r\n")
+        try:
+            head = "".join(lines).encode("latin-1")
+        except UnicodeEncodeError as exc:
+            logger.error("response to %r has a field that is not latin-1 (%s); answering 500",
+                         request, exc)
+            self._keep_alive = False
+            error = b"500 Internal Server Error\n"
+            self._write_head_and_body(request, Response(500), False, error, len(error))
+            return
+        self.transport.write(head + body if body else head)
+        if self.options.access_log and request is not None:
+            self._log_access(request, status, length)
+
+    def _done(self) -> None:
+        """The current answer is all written: close, or take the next request."""
+        self._producer = None
+        self._busy = False
+        if self._close_when_done:
+            self.transport.close()
+            return
+        waiting = self._waiting
+        if waiting is not None:
+            self._waiting = None
+            self.transport.release_reading(HOLD_RESPONSE)
+            self.frames_received(waiting)
+        if not self._busy and not self.transport.is_closing():
+            self._idle_if_done()
+
+    def _park(self, events: List[Any]) -> None:
+        if self._waiting is None:
+            self._waiting = events
+            self.transport.hold_reading(HOLD_RESPONSE)
+        else:
+            self._waiting.extend(events)
+
+    def _log_access(self, request: Request, status: int, length: int) -> None:
+        now = time.gmtime(self.options.wall_clock())
+        host = self.client[0] if isinstance(self.client, tuple) else "-"
+        access_logger.info('%s - - [%s] "%s %s %s" %d %s', host,
+                           time.strftime("%d/%b/%Y:%H:%M:%S +0000", now), request.method,
+                           request.target, request.version, status, length or "-")
+
+    # -- timers -----------------------------------------------------------------
+
+    def _arm(self, kind: str, delay: Optional[float]) -> None:
+        """Set the connection's one timer to ``kind`` in ``delay`` seconds (None: no limit).
+
+        One timer per connection, moved with ``reset`` (O(1) on the wheel)
+        rather than cancelled and made anew for every request; a kind of
+        None makes a pending firing do nothing.
+        """
+        if delay is None:
+            self._timer_kind = None
+            return
+        self._timer_kind = kind
+        if self._timer is None:
+            self._timer = self.transport.loop.call_later(delay, self._timer_fired)
+        else:
+            self._timer.reset(delay)
+
+    def _idle_if_done(self) -> None:
+        if self._request is None and not self._busy and not self.framer.buffered:
+            self._arm("keep-alive", self.options.keepalive_timeout)
+
+    def _timer_fired(self) -> None:
+        kind, transport = self._timer_kind, self.transport
+        self._timer_kind = None
+        if kind == "first-head" and not self.framer.buffered and self._request is None:
+            transport.close_with_error(IdleTimeoutError(
+                "no request within %.3g s of connecting" % self.options.header_timeout),
+                flush=False)
+        elif kind == "keep-alive" and not self.framer.buffered and self._request is None:
+            logger.debug("closing idle keep-alive connection %s", self.client)
+            transport.close()
+        elif kind == "body" and self._request is not None and not self._body_ended:
+            transport.close_with_error(FrameTimeoutError(
+                "request body stalled: no bytes for %.3g s" % self.options.body_timeout),
+                flush=False)
+
+    _expect_continue = False
+
+
+def _origin_path(target: str) -> Optional[str]:
+    """Return the path of an absolute-form target (``http://host/p``), or None if bad."""
+    if target == "*":
+        return "*"
+    if not target.startswith(("http://", "https://")):
+        return None
+    return urlsplit(target).path or "/"
