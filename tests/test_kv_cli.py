@@ -5,8 +5,6 @@ these tests are skipped and say so, except in CI (CI=true), where .ci/run
 installs them and their absence fails the test.
 """
 
-import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -14,19 +12,13 @@ import time
 
 import pytest
 
-from tests.support.processes import run_cli, start_cli_on_port
+from tests.support.processes import need_binary, run_cli, start_cli_on_port, stop_processes
 from tests.support.resp_golden import encode, reply_end
 
 
 def need(binary):
     """Return the path of ``binary``; skip (or fail in CI) when it is missing."""
-    path = shutil.which(binary)
-    if path is None:
-        message = "%s is not installed (apt install redis-tools)" % binary
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + "; .ci/run should have installed it")
-        pytest.skip(message)
-    return path
+    return need_binary(binary, "redis-tools")
 
 
 @pytest.fixture
@@ -34,14 +26,7 @@ def stop():
     """Collect processes; terminate and wait for each at the end."""
     processes = []
     yield processes.append
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-        try:
-            process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+    stop_processes(processes)
 
 
 def start_kv(stop, *args):

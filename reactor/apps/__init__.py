@@ -6,10 +6,11 @@
 
 from typing import Any, Callable, Dict, Tuple
 
-from . import chat, echo, kv
+from . import chat, echo, http, kv
 
 SUBCOMMANDS: Dict[str, Tuple[str, Callable[[Any], None], Callable[[Any], int]]] = {
     "echo": (echo.SUMMARY, echo.configure, echo.run),
     "chat": (chat.SUMMARY, chat.configure, chat.run),
     "kv": (kv.SUMMARY, kv.configure, kv.run),
+    "http": (http.SUMMARY, http.configure, http.run),
 }

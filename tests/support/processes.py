@@ -2,12 +2,42 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
 
+import pytest
+
 #: The repository root: where ``python -m reactor`` finds the package.
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def need_binary(binary, package):
+    """Return the path of ``binary``; skip (or fail in CI) when it is missing.
+
+    Outside CI a missing client is a skip that names its Debian package; in CI
+    (``CI=true``) ``.ci/run`` installs it, so its absence fails the test.
+    """
+    path = shutil.which(binary)
+    if path is None:
+        message = "%s is not installed (apt install %s)" % (binary, package)
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + "; .ci/run should have installed it")
+        pytest.skip(message)
+    return path
+
+
+def stop_processes(processes):
+    """Terminate each process still running and wait for all of them (kill after 10 s)."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
 
 
 def start_cli(*args, listening=r"listening on (\S+)", before=0):
