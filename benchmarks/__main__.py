@@ -11,6 +11,7 @@ SUITES = {
     "framing": ("benchmarks.framing", "framer decode vs asyncio StreamReader; framed echo"),
     "tls": ("benchmarks.tls", "TLS echo and handshakes/s: reactor vs asyncio's TLS"),
     "udp": ("benchmarks.udp", "UDP echo: reactor vs asyncio DatagramProtocol vs a bare loop"),
+    "http": ("benchmarks.web", "HTTP keep-alive: reactor vs http.server, aiohttp, uvicorn"),
     "resp": ("benchmarks.resp", "kv vs redis-server under redis-benchmark; RSS with 1M keys"),
     "attacks": ("benchmarks.attacks", "the attack report's hostile clients against a live server "
                 "(--tree DIR to run them against another checkout)"),

@@ -31,3 +31,13 @@ def test_a_connection_count_that_is_not_a_positive_number_is_refused():
         assert result.returncode == 2
         assert ("positive count" in result.stdout) or ("usage:" in result.stdout)
         assert "Traceback" not in result.stderr
+
+
+def test_wrk_latency_output_is_parsed_into_counts_and_microseconds():
+    """The http suite reads requests, seconds, p50/p99 and errors from wrk --latency."""
+    from benchmarks.web import parse_wrk
+    result = parse_wrk("  Latency Distribution\n     50%  665.00us\n     99%    1.86ms\n"
+                       "  385382 requests in 3.10s, 28.67MB read\n"
+                       "  Socket errors: connect 0, read 2, write 0, timeout 3\n")
+    assert (result["requests"], result["seconds"]) == (385382, 3.1)
+    assert (result["p50_us"], result["p99_us"], result["errors"]) == (665.0, 1860.0, 5)

@@ -1,0 +1,357 @@
+"""HTTP suite: reactor's HTTP/1.1 server against asyncio, http.server, aiohttp and uvicorn.
+
+Anchor pattern: the keep-alive HTTP/1.1 request/response server. 100
+keep-alive connections, one request in flight on each, ask every model for
+``GET /`` ("Hello, world!" from a handler) and, where the model serves
+files, for ``GET /hello.txt`` (a 13-byte static file). The models are in
+``http_servers.py``: reactor; the floor (an asyncio Protocol writing a
+fixed reply per request, parsing nothing); the standard library's
+ThreadingHTTPServer; aiohttp with its C parser and with
+AIOHTTP_NO_EXTENSIONS=1; uvicorn with uvloop + httptools and with asyncio +
+h11. A third-party model that is not installed is reported as skipped; a
+model whose server does not start, or answers wrongly, as failed.
+
+Load: ``wrk -t 1 -c 100 --latency`` when wrk is installed (a warm-up run,
+then the measured run), else ``httploadgen.c`` (epoll, C, compiled on first
+use) with the same 100 connections; ``--loadgen c`` forces it. The server
+is pinned to core 0 and the load generator to core 1 (taskset) when there
+are two cores. Per run: requests/s and p50/p99 from the load generator, and
+the server's CPU time per request (utime + stime of all its threads, from
+/proc) over the measured window, which stays meaningful when the load
+generator, not the server, is the bottleneck ("loadgen busy" near 100%:
+its CPU seconds per second). Each model is run ``--repeat`` times
+(default 3, ``--quick`` 1), round-robin, in fresh processes; the table
+shows medians, and ratios are medians of each round's own ratio.
+
+Last, reactor's Python heap per idle keep-alive connection (tracemalloc in
+the server, after each connection has had one response), beside the floor
+and aiohttp, as the echo suite measures idle connections.
+"""
+
+import contextlib
+import http.client
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from .common import compile_tool, print_table, write_json
+from .echo import fd_limit_problem, free_port, process_cpu_seconds
+from .http_servers import BODY, MODELS, NO_STATIC, available
+from .resp import pinned, stop
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CONNECTIONS = 100
+#: scenario label -> path requested (static scenarios run with --root)
+SCENARIOS = [("hello", "/"), ("static 13 B", "/hello.txt")]
+IDLE_MODELS = ["reactor", "asyncio-floor", "aiohttp"]
+WRK_UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 6e7}
+
+
+class StartFailed(Exception):
+    """The server exited, or never accepted: not worth another round."""
+
+
+@contextlib.contextmanager
+def serving(model, root=None, idle=False):
+    """Run ``model``'s server on core 0 until the block ends; yield (process, port)."""
+    port = free_port()
+    command = [sys.executable, "-m", "benchmarks.http_servers", model, str(port)]
+    command += (["--root", root] if root else []) + (["--measure-idle"] if idle else [])
+    with tempfile.TemporaryFile(mode="w+") as log:
+        process = subprocess.Popen(pinned(0, command), cwd=ROOT, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE if idle else subprocess.DEVNULL,
+                                   stderr=log, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                if process.poll() is not None:
+                    log.seek(0)
+                    lines = [line.strip() for line in log.read().splitlines() if line.strip()]
+                    raise StartFailed(lines[-1] if lines else "exit %d" % process.returncode)
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise StartFailed("did not accept connections within 20 s")
+                    time.sleep(0.05)
+            yield process, port
+        finally:
+            stop(process)
+            if process.stdout:
+                process.stdout.close()
+
+
+def check(port, path):
+    """Two GETs on one connection: each must be 200 with the 13-byte body (and keep-alive)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        for _ in range(2):
+            conn.request("GET", path)
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200 or body != BODY:
+                raise RuntimeError("GET %s answered %d %r" % (path, response.status, body[:60]))
+    finally:
+        conn.close()
+
+
+def parse_wrk(text):
+    """requests, seconds, p50/p75/p90/p99 in µs and errors from ``wrk --latency`` output."""
+    found = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m),", text)
+    if not found:
+        raise RuntimeError("unexpected wrk output: %r" % text[-300:])
+    result = {"requests": int(found.group(1)),
+              "seconds": float(found.group(2)) * WRK_UNITS[found.group(3)] / 1e6, "errors": 0}
+    for percent, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s|m)\s*$",
+                                           text, re.M):
+        result["p%s_us" % percent] = float(value) * WRK_UNITS[unit]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                              r"timeout (\d+)", text)
+    result["errors"] += int(bad.group(1)) if bad else 0
+    result["errors"] += sum(map(int, socket_errors.groups())) if socket_errors else 0
+    return result
+
+
+def run_wrk(server, port, path, warmup, duration):
+    """A wrk warm-up run, then the measured one; return wrk's figures (with its own CPU
+    seconds, from this process's RUSAGE_CHILDREN) and the server's CPU seconds."""
+    url = "http://127.0.0.1:%d%s" % (port, path)
+    wrk = ["wrk", "-t", "1", "-c", str(CONNECTIONS)]
+    subprocess.run(pinned(1, wrk + ["-d", "%ds" % warmup, url]), stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=warmup + 60)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_before = process_cpu_seconds(server.pid)
+    done = subprocess.run(pinned(1, wrk + ["--latency", "-d", "%ds" % duration, url]),
+                          capture_output=True, text=True, timeout=duration + 60)
+    cpu_after = process_cpu_seconds(server.pid)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = parse_wrk(done.stdout)
+    result["cpu_seconds"] = (after.ru_utime + after.ru_stime
+                             - children.ru_utime - children.ru_stime)
+    return result, cpu_after - cpu_before
+
+
+def run_loadgen(binary, server, port, path, warmup, duration):
+    """httploadgen.c with LOADGEN_HOLD: server CPU is read at its "measuring" and JSON lines."""
+    client = subprocess.Popen(
+        pinned(1, [binary, "127.0.0.1", str(port), str(CONNECTIONS), path, str(warmup),
+                   str(duration)]),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=dict(os.environ, LOADGEN_HOLD="1"))
+    try:
+        opened = client.stdout.readline()
+        cpu_before = process_cpu_seconds(server.pid)
+        output = client.stdout.readline()
+        cpu_after = process_cpu_seconds(server.pid)
+    finally:
+        client.stdin.close()
+        try:
+            client.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            client.kill()
+            client.wait()
+        client.stdout.close()
+    if opened.strip() != "measuring" or not output:
+        raise RuntimeError("httploadgen stopped early (exit %s)" % client.returncode)
+    return json.loads(output), cpu_after - cpu_before
+
+
+def one_run(model, path, root, loadgen, warmup, duration):
+    """Measure ``model`` serving ``path`` on a fresh server; return the run's figures."""
+    with serving(model, root if path != "/" else None) as (server, port):
+        check(port, path)
+        if loadgen == "wrk":
+            result, cpu = run_wrk(server, port, path, warmup, duration)
+        else:
+            result, cpu = run_loadgen(loadgen, server, port, path, warmup, duration)
+    if result["requests"] == 0:
+        raise RuntimeError("no response in the measured window (%d errors)" % result["errors"])
+    latency = {key: value for key, value in result.items() if re.match(r"p\d+_us$", key)}
+    return dict(latency, requests=result["requests"],
+                requests_per_second=result["requests"] / result["seconds"],
+                server_cpu_us_per_request=cpu * 1e6 / result["requests"],
+                loadgen_busy=result["cpu_seconds"] / result["seconds"], errors=result["errors"])
+
+
+def paired(numerator, denominator):
+    """Median over rounds of req/s in ``numerator`` / ``denominator`` (two lists of runs,
+    one per round, None where it failed), over the rounds where both ran."""
+    ratios = [a["requests_per_second"] / b["requests_per_second"]
+              for a, b in zip(numerator, denominator) if a and b]
+    return statistics.median(ratios) if ratios else None
+
+
+def scenario_table(label, models, runs, status):
+    """Print one scenario's table; return the medians of each model that ran."""
+    rows, medians, notes = [], {}, []
+    for model in models:
+        good = [run for run in runs.get((label, model), ()) if run]
+        if not good:
+            why = status.get((label, model), "not run")
+            if why.startswith("failed"):
+                notes.append("%s %s" % (model, why))
+                why = "failed (below)"
+            rows.append([model, why, "", "", "", "", ""])
+            continue
+        cell = {key: statistics.median(run[key] for run in good) for key in good[0]}
+        medians[model] = cell
+        ratio = paired(runs.get((label, "reactor"), ()), runs[label, model])
+        rows.append([model, "%.0f" % cell["requests_per_second"],
+                     "%.1f" % cell["server_cpu_us_per_request"],
+                     "%.2f" % (cell.get("p50_us", 0) / 1e3),
+                     "%.2f" % (cell.get("p99_us", 0) / 1e3),
+                     "n/a" if ratio is None else "%.2fx" % ratio,
+                     "%.0f%%" % (100 * cell["loadgen_busy"])])
+    errors = ["%s %d" % (m, c["errors"]) for m, c in medians.items() if c["errors"]]
+    if errors:
+        notes.append("errors (median per run): " + ", ".join(errors))
+    print_table("%s: %d keep-alive connections, GET %s"
+                % (label, CONNECTIONS, dict(SCENARIOS)[label]),
+                ["model", "req/s", "server us/req", "p50 ms", "p99 ms", "reactor / model",
+                 "loadgen busy"], rows,
+                ["reactor / model: median of each round's ratio of req/s (> 1: reactor faster)",
+                 "loadgen busy >= 90%: the load generator, not the server, set the rate"] + notes)
+    return medians
+
+
+def idle_heap(model, count):
+    """Python heap bytes per idle keep-alive connection, each having had one response."""
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with serving(model, idle=True) as (server, port):
+        def heap():
+            server.send_signal(signal.SIGUSR1)
+            return int(server.stdout.readline().split()[1])
+        check(port, "/")
+        before = heap()
+        clients = []
+        try:
+            while len(clients) < count:
+                batch = [socket.create_connection(("127.0.0.1", port), timeout=10)
+                         for _ in range(min(500, count - len(clients)))]
+                for sock in batch:
+                    sock.sendall(request)
+                for sock in batch:
+                    answer = b""
+                    while BODY not in answer:
+                        chunk = sock.recv(4096)
+                        if not chunk:
+                            raise RuntimeError("%s closed an idle connection" % model)
+                        answer += chunk
+                clients += batch
+            return (heap() - before) / count
+        finally:
+            for sock in clients:
+                sock.close()
+
+
+def verdict(value, target, at_most=False):
+    if value is None:
+        return "n/a"
+    return "met" if (value <= target if at_most else value >= target) else "missed"
+
+
+def main(args, extra):
+    if not os.path.exists("/proc/self/stat"):
+        print("the http suite reads server CPU time from /proc; this platform has none")
+        return 1
+    quick = args.quick
+    repeat = args.repeat or (1 if quick else 3)
+    warmup, duration = (1, 2) if quick else (2, 5)
+    idle_count = 1000 if quick else 10000
+    forced = extra[extra.index("--loadgen") + 1] if "--loadgen" in extra[:-1] else None
+    if forced not in (None, "wrk", "c"):
+        print("usage: python -m benchmarks http [--quick] [--repeat R] [--loadgen wrk|c]")
+        return 2
+    loadgen = "wrk" if shutil.which("wrk") and forced != "c" else None
+    if loadgen is None:
+        loadgen = compile_tool(os.path.join(HERE, "httploadgen.c"))
+        if loadgen is None:
+            print("http suite: neither wrk nor a C compiler for httploadgen.c is installed")
+            return 1
+    print("http suite: %d keep-alive connections, load from %s on core 1, servers on core 0; "
+          "%d round(s) (median), %d s each after a %d s warm-up"
+          % (CONNECTIONS, "wrk -t 1" if loadgen == "wrk" else "httploadgen.c", repeat,
+             duration, warmup), flush=True)
+    models = [m for m in MODELS if available(m) is None]
+    status = {}
+    for label, path in SCENARIOS:
+        for model in MODELS:
+            if available(model):
+                status[label, model] = "skipped: " + available(model)
+            elif path != "/" and model in NO_STATIC:
+                status[label, model] = "n/a: " + NO_STATIC[model]
+    runs = {(label, m): [] for label, _ in SCENARIOS for m in models if (label, m) not in status}
+    with tempfile.TemporaryDirectory() as root:
+        with open(os.path.join(root, "hello.txt"), "wb") as handle:
+            handle.write(BODY)
+        for round_number in range(repeat):
+            for (label, model), done in runs.items():
+                if (label, model) in status:          # failed to start: not retried
+                    done.append(None)
+                    continue
+                try:
+                    run = one_run(model, dict(SCENARIOS)[label], root, loadgen, warmup, duration)
+                    line = "%9.0f req/s  %6.1f us/req" % (run["requests_per_second"],
+                                                          run["server_cpu_us_per_request"])
+                except Exception as exc:              # reported, not raised: the rest still run
+                    run, line = None, "failed: %s" % (str(exc) or type(exc).__name__)
+                    if isinstance(exc, StartFailed) or not any(done):
+                        status[label, model] = line
+                done.append(run)
+                print("  round %d  %-12s %-18s %s" % (round_number + 1, label, model, line),
+                      flush=True)
+    results = []
+    for label, _ in SCENARIOS:
+        medians = scenario_table(label, MODELS, runs, status)
+        for model in MODELS:
+            results.append(dict(medians.get(model, {}), scenario=label, model=model,
+                                status=status.get((label, model), "ok"),
+                                runs=runs.get((label, model), [])))
+    heap_rows, heap = [], {}
+    problem = fd_limit_problem(idle_count)
+    for model in [m for m in IDLE_MODELS if m in models]:
+        try:
+            heap[model] = value = None if problem else idle_heap(model, idle_count)
+            heap_rows.append([model, problem or "%.0f B" % value])
+        except Exception as exc:
+            heap_rows.append([model, "failed: %s" % (str(exc) or type(exc).__name__)])
+        results.append({"scenario": "idle heap", "model": model, "connections": idle_count,
+                        "heap_bytes_per_connection": heap.get(model), "detail": heap_rows[-1][1]})
+    print_table("Python heap per idle keep-alive connection (%s connections, tracemalloc)"
+                % "{:,}".format(idle_count), ["model", "heap per connection"], heap_rows)
+    hello, static = SCENARIOS[0][0], SCENARIOS[1][0]
+    targets = [  # (what, reactor's scenario, the other (scenario, model), ratio)
+        ("hello >= 1.0x uvicorn-httptools", hello, (hello, "uvicorn-httptools"), 1.0),
+        ("hello >= 1.5x aiohttp-pure", hello, (hello, "aiohttp-pure"), 1.5),
+        ("static >= 0.5x reactor's own hello", static, (hello, "reactor"), 0.5),
+        ("static >= 3x aiohttp add_static (C parser)", static, (static, "aiohttp"), 3.0),
+        ("hello >= 10x http.server", hello, (hello, "http.server"), 10.0),
+        ("static >= 10x http.server", static, (static, "http.server"), 10.0),
+    ]
+    rows = []
+    for text, mine, other, target in targets:
+        ratio = paired(runs.get((mine, "reactor"), ()), runs.get(other, ()))
+        rows.append([text, "n/a" if ratio is None else "%.2fx" % ratio, verdict(ratio, target)])
+        results.append({"target": text, "ratio": ratio, "verdict": rows[-1][2]})
+    value = heap.get("reactor")
+    rows.append(["heap <= 4 KiB per idle keep-alive connection",
+                 "n/a" if value is None else "%.0f B" % value, verdict(value, 4096, at_most=True)])
+    results.append({"target": rows[-1][0], "bytes": value, "verdict": rows[-1][2]})
+    print_table("Targets (reactor; ratios of req/s, median of each round's own ratio)",
+                ["target", "measured", "verdict"], rows,
+                ["n/a: a model it needs was skipped or failed (see the tables above)"])
+    if args.json:
+        write_json(args.json, "http", results)
+    return 0
