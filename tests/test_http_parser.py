@@ -408,3 +408,12 @@ def test_format_response_refusals(call):
     """CTLs in names, values or reason, bad statuses and misplaced bodies are ValueError."""
     with pytest.raises(ValueError):
         call()
+
+
+def test_requests_before_the_bad_bytes_ride_on_the_error():
+    """A refusal carries the events completed before it in the same feed, so they get answers."""
+    good = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok"
+    with pytest.raises(HTTPError) as info:
+        RequestParser().feed(good + b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n")
+    assert info.value.status == 400
+    assert normalise(info.value.events) == normalise(parse(good))

@@ -68,7 +68,7 @@ class HTTPError(FramingError):
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
-        self.status, self.phrase = status, _PHRASES[status]
+        self.status, self.phrase, self.events = status, _PHRASES[status], []
 
 
 class _Event:
@@ -166,8 +166,8 @@ class RequestParser:
         """Add received bytes (bytes-like); return the events they complete, in order.
 
         Raises :class:`HTTPError` for a bad or over-limit request, and then
-        at every later call; events completed earlier in the same feed are
-        lost with it (the connection is going away).
+        at every later call; the events completed before the bad bytes, in
+        the same feed, ride on it as ``exc.events`` (answer them first).
         """
         # Hot path: once per data_received; an empty buffer parses ``data`` in place.
         if self._error is not None:
@@ -182,7 +182,7 @@ class RequestParser:
         try:
             pos = self._parse(work, events)
         except HTTPError as exc:
-            self._error = exc
+            self._error, exc.events = exc, events
             buffer.clear()
             raise
         if work is buffer:

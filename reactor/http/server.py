@@ -134,7 +134,10 @@ class HTTPServerProtocol(FramedProtocol):
                 return
 
     def framing_error(self, exc: FramingError) -> None:
-        """Answer a bad request with its status before the connection closes."""
+        """Answer the requests before the bad bytes, then the bad one with its status."""
+        events = getattr(exc, "events", None)
+        if events:
+            self.frames_received(events)
         if self._busy or self._request is not None and self._route is None:
             return                            # an answer is under way: just close
         status = exc.status if isinstance(exc, HTTPError) else 400
