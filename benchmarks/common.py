@@ -94,3 +94,15 @@ def compile_tool(source, libraries=()):
         if result.returncode != 0:
             return None
     return binary
+
+
+def release_loadgen(client):
+    """End a held load generator: close its stdin (it exits), wait, kill it after 60 s."""
+    client.stdin.close()
+    try:
+        client.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        client.kill()
+        client.wait()
+    client.stdout.close()
+

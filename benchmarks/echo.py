@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 
-from .common import compile_tool, print_table, write_json
+from .common import compile_tool, print_table, release_loadgen, write_json
 from .servers import MODELS, available
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -132,13 +132,7 @@ def measure(model, command, warmup, duration, before=None, env=None):
                                % (model, client.poll(), opened, output))
     finally:
         if client is not None:
-            client.stdin.close()
-            try:
-                client.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                client.kill()
-                client.wait()
-            client.stdout.close()
+            release_loadgen(client)
         stop_server(server)
     return json.loads(output), cpu_after - cpu_before
 

@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 
-from .common import compile_tool, print_table, write_json
+from .common import compile_tool, print_table, release_loadgen, write_json
 from .echo import fd_limit_problem, free_port, process_cpu_seconds
 from .http_servers import BODY, MODELS, NO_STATIC, available
 from .resp import pinned, stop
@@ -156,13 +156,7 @@ def run_loadgen(binary, server, port, path, warmup, duration):
         output = client.stdout.readline()
         cpu_after = process_cpu_seconds(server.pid)
     finally:
-        client.stdin.close()
-        try:
-            client.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            client.kill()
-            client.wait()
-        client.stdout.close()
+        release_loadgen(client)
     if opened.strip() != "measuring" or not output:
         raise RuntimeError("httploadgen stopped early (exit %s)" % client.returncode)
     return json.loads(output), cpu_after - cpu_before

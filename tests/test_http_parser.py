@@ -8,6 +8,7 @@ import pytest
 from reactor.errors import FramingError
 from reactor.http.parser import (END_CHUNKS, Data, EndOfMessage, HTTPError, RequestHead,
                                  RequestParser, format_chunk, format_response)
+from tests.support.http_events import event_tuples
 
 GET = b"GET /index.html?q=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n"
 PIPELINE = (b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -18,18 +19,7 @@ PIPELINE = (b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
 
 def normalise(events):
     """Return events as tuples, adjacent Data pieces joined (chunking must not matter)."""
-    out = []
-    for event in events:
-        if isinstance(event, Data):
-            if out and out[-1][0] == "data":
-                out[-1] = ("data", out[-1][1] + event.data)
-            elif event.data:
-                out.append(("data", event.data))
-        elif isinstance(event, EndOfMessage):
-            out.append(("end",))
-        else:
-            out.append(("request",) + tuple(getattr(event, name) for name in RequestHead.__slots__))
-    return out
+    return event_tuples(events, RequestHead, "request")
 
 
 def feed_pieces(pieces, **limits):

@@ -8,6 +8,7 @@ import pytest
 from reactor.http.parser import END_CHUNKS, MAX_CHUNK_LINE_BYTES, format_chunk
 from reactor.http.response_parser import (DEFAULT_MAX_HEAD_BYTES, Data, EndOfMessage, HTTPError,
                                           ResponseHead, ResponseParser)
+from tests.support.http_events import event_tuples
 
 LENGTH = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
 CHUNKED = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -59,18 +60,7 @@ CASES = [
 
 def normalise(events):
     """Return events as tuples, adjacent Data pieces joined (chunking must not matter)."""
-    out = []
-    for event in events:
-        if isinstance(event, Data):
-            if out and out[-1][0] == "data":
-                out[-1] = ("data", out[-1][1] + event.data)
-            elif event.data:
-                out.append(("data", event.data))
-        elif isinstance(event, EndOfMessage):
-            out.append(("end",))
-        else:
-            out.append(("head",) + tuple(getattr(event, name) for name in ResponseHead.__slots__))
-    return out
+    return event_tuples(events, ResponseHead, "head")
 
 
 def feed_pieces(pieces, method="GET", eof=False, **limits):

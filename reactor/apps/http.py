@@ -27,7 +27,7 @@ from ..http.router import Router
 from ..http.server import HTTPOptions, HTTPServerProtocol
 from ..http.static import StaticFiles
 from ..protect.auth import TokenAuth
-from .serving import add_server_options, serve
+from .serving import add_server_options, header_token_auth, serve
 
 logger = logging.getLogger("reactor")
 
@@ -93,13 +93,7 @@ def run(args: Any) -> int:
                          "--auth-token-file, not --psk-file")
     if args.first_frame_timeout:
         raise SystemExit("http uses --header-timeout, not --first-frame-timeout")
-    auth = None
-    if args.auth_token_file:
-        try:
-            auth = TokenAuth.from_file(args.auth_token_file)
-        except (OSError, ValueError) as exc:
-            raise SystemExit("cannot use %s: %s" % (args.auth_token_file, exc)) from None
-        args.auth_token_file = None          # the Authorization header, not the handshake
+    auth = header_token_auth(args)          # the Authorization header, not the handshake
     if args.max_body < 1:
         raise SystemExit("--max-body must be a whole number of bytes >= 1, got %d"
                          % args.max_body)

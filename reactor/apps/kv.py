@@ -38,7 +38,7 @@ from . import kv_session
 from .kv_aof import FSYNC_POLICIES, AofCorruptError, AppendOnlyFile
 from .kv_commands import router
 from .kv_store import Keyspace
-from .serving import add_server_options, serve
+from .serving import add_server_options, header_token_auth, serve
 
 logger = logging.getLogger("reactor")
 
@@ -247,13 +247,7 @@ def run(args: Any) -> int:
     if args.psk_file:
         raise SystemExit("kv authenticates with Redis's AUTH: use --auth-token-file, "
                          "not --psk-file")
-    auth = None
-    if args.auth_token_file:
-        try:
-            auth = TokenAuth.from_file(args.auth_token_file)
-        except (OSError, ValueError) as exc:
-            raise SystemExit("cannot use %s: %s" % (args.auth_token_file, exc)) from None
-        args.auth_token_file = None          # AUTH, not reactor's handshake, checks the token
+    auth = header_token_auth(args)          # AUTH, not reactor's handshake, checks the token
     holder: Dict[str, KVServer] = {}
 
     def prepare(loop: Any) -> Any:

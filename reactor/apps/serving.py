@@ -127,6 +127,24 @@ def auth_from_args(args: Any) -> Any:
     return None
 
 
+def header_token_auth(args: Any) -> Any:
+    """Return the TokenAuth of ``--auth-token-file`` for an app that checks it in its protocol.
+
+    kv (Redis's AUTH) and http (``Authorization: Bearer``) read the tokens
+    themselves, so the option is cleared: reactor's first-line handshake
+    must not ask for them too. Returns None without the option; SystemExit
+    if the file is unusable.
+    """
+    if not args.auth_token_file:
+        return None
+    try:
+        auth = TokenAuth.from_file(args.auth_token_file)
+    except (OSError, ValueError) as exc:
+        raise SystemExit("cannot use %s: %s" % (args.auth_token_file, exc)) from None
+    args.auth_token_file = None
+    return auth
+
+
 def check_server_options(args: Any) -> None:
     """Refuse option values the library would take but misuse; SystemExit naming the option.
 
