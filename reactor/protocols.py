@@ -231,6 +231,10 @@ class Layer:
         """Call ``callback()`` once the socket below can take bytes (see ``StreamTransport``)."""
         self._transport.wait_writable(callback)
 
+    def sendfile(self, file: Any, offset: int, count: int) -> int:
+        """Send file bytes straight to the socket below (a layer that changes bytes refuses)."""
+        return int(self._transport.sendfile(file, offset, count))
+
     # -- the protocol face (to the transport below) ------------------------------------
 
     def connection_made(self, transport: Any) -> None:

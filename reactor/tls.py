@@ -244,6 +244,11 @@ class TLSTransport(Layer):
         """Tell whether the transport is delivering data."""
         return self._state is TLSState.OPEN and not self._read_holds
 
+    def sendfile(self, file: Any, offset: int, count: int) -> int:
+        """Refuse: the kernel would send the file's bytes unencrypted under our TLS."""
+        raise NotImplementedError("sendfile() on a TLS connection would bypass encryption; "
+                                  "read the file and write() it")
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """Return TLS details (``ssl_object``, ``peercert``, ``cipher``,
         ``selected_alpn_protocol``, ``server_hostname``) or the socket's."""

@@ -106,12 +106,9 @@ class FileSender:
         self._connection, self._file = connection, body.file
         self._offset, self._remaining = body.offset, body.length
         transport = connection.transport
-        sock = transport.get_extra_info("socket")
-        self._out_fd = -1
-        if (_HAS_SENDFILE and sock is not None and hasattr(transport, "wait_writable")
-                and transport.get_extra_info("ssl_object") is None):
-            self._out_fd = sock.fileno()
-        else:
+        self._use_sendfile = (_HAS_SENDFILE and hasattr(transport, "sendfile")
+                              and transport.get_extra_info("ssl_object") is None)
+        if not self._use_sendfile:
             self._file.seek(self._offset)
 
     def resume(self) -> None:
@@ -120,7 +117,7 @@ class FileSender:
         if transport.is_closing() or connection._producer is not self:
             return
         count = min(self._remaining, FILE_CHUNK_BYTES)
-        if self._out_fd < 0:
+        if not self._use_sendfile:
             if connection._write_paused:
                 return                            # resume_writing calls us again
             data = self._file.read(count)
@@ -132,7 +129,7 @@ class FileSender:
             return
         else:
             try:
-                sent = os.sendfile(self._out_fd, self._file.fileno(), self._offset, count)
+                sent = transport.sendfile(self._file, self._offset, count)
             except (BlockingIOError, InterruptedError):
                 transport.wait_writable(self.resume)
                 return
@@ -149,7 +146,7 @@ class FileSender:
         if not self._remaining:
             self.close()
             connection._done()
-        elif self._out_fd >= 0:
+        elif self._use_sendfile:
             transport.wait_writable(self.resume)
         elif not connection._write_paused:
             transport.loop.call_soon(transport.run_protected, self.resume)

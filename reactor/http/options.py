@@ -12,14 +12,16 @@ is a wall-clock time, so it comes from ``wall_clock`` (``time.time`` unless
 a test injects another), never from the loop's clock, which may be fake.
 """
 
+import logging
 import time
 from email.utils import formatdate
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from .parser import (DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS,
                      DEFAULT_MAX_REQUEST_LINE, RequestParser)
 
 SERVER_NAME = "reactor"
+access_logger = logging.getLogger("reactor.access")
 
 #: The keywords ``HTTPOptions`` takes (``listen_http`` passes these on, the rest to listen_tcp).
 HTTP_OPTION_NAMES = ("header_timeout", "keepalive_timeout", "body_timeout", "max_request_line",
@@ -56,6 +58,14 @@ class HTTPOptions:
         self.access_log, self.server_name, self.wall_clock = access_log, server_name, wall_clock
         self._second = -1
         self._date_fields = ""
+
+    def log_access(self, client: Any, request: Any, status: int, length: int) -> None:
+        """Log one answer in Common Log Format on ``reactor.access`` (when asked to)."""
+        now = time.gmtime(self.wall_clock())
+        host = client[0] if isinstance(client, tuple) else "-"
+        access_logger.info('%s - - [%s] "%s %s %s" %d %s', host,
+                           time.strftime("%d/%b/%Y:%H:%M:%S +0000", now), request.method,
+                           request.target, request.version, status, length or "-")
 
     def date_fields(self) -> str:
         """Return the ``Date`` and ``Server`` lines, formatted once per second."""

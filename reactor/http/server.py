@@ -36,7 +36,6 @@ already begun, the connection is aborted, since its framing is broken.
 """
 
 import logging
-import time
 from http import HTTPStatus
 from typing import Any, Callable, List, Optional
 from urllib.parse import unquote, urlsplit
@@ -54,7 +53,6 @@ __all__ = ["HTTPServerProtocol", "HTTPOptions", "HTTPRequestFramer", "HTTP_OPTIO
            "ResponseWriter"]
 
 logger = logging.getLogger("reactor")
-access_logger = logging.getLogger("reactor.access")
 
 _STATUS_LINES = {status.value: "HTTP/1.1 %d %s\r\n" % (status.value, status.phrase)
                  for status in HTTPStatus}
@@ -133,13 +131,22 @@ class HTTPServerProtocol(FramedProtocol):
             if transport.is_closing():
                 return
 
-    def framing_error(self, exc: FramingError) -> None:
-        """Answer the requests before the bad bytes, then the bad one with its status."""
+    def _framing_failed(self, exc: FramingError) -> None:
+        """Answer the requests before the bad bytes first; the bad one waits for them."""
         events = getattr(exc, "events", None)
         if events:
+            exc.events = []
             self.frames_received(events)
-        if self._busy or self._request is not None and self._route is None:
-            return                            # an answer is under way: just close
+        if self._busy:
+            self._bad_request = exc               # answered and closed by _done
+            self.transport.hold_reading(HOLD_RESPONSE)
+            return
+        super()._framing_failed(exc)
+
+    def framing_error(self, exc: FramingError) -> None:
+        """Answer a bad request with its status before the connection closes."""
+        if self._request is not None and self._route is None:
+            return                            # its request was answered already: just close
         status = exc.status if isinstance(exc, HTTPError) else 400
         body = b"%d %s\n" % (status, HTTPStatus(status).phrase.encode())
         self._write_head_and_body(None, Response(
@@ -179,6 +186,8 @@ class HTTPServerProtocol(FramedProtocol):
             self._body_parts = []
             self._arm("body", self.options.body_timeout)
             self._frame_timeout = self.options.body_timeout     # a chunk line, not a head
+            if self.framer.buffered:
+                self._arm_frame_timer()
             if head.expect_continue:
                 self.transport.write(_CONTINUE)
 
@@ -200,6 +209,8 @@ class HTTPServerProtocol(FramedProtocol):
             return
         self._body_ended = True
         self._frame_timeout = self.options.header_timeout
+        if self.framer.buffered:
+            self._arm_frame_timer()               # the next head has begun: its own deadline
         if route.stream_body:
             if self._on_end is not None:
                 self._request = self._route = None
@@ -257,7 +268,7 @@ class HTTPServerProtocol(FramedProtocol):
             self._keep_alive = False              # HTTP/1.0: the body ends at the close
         response.body = b""
         self._producer = writer
-        self._write_head_and_body(request, response, True, b"", streamed=writer.chunked)
+        self._write_head_and_body(request, response, writer.chunked, b"", length=None)
         return writer
 
     # -- answering --------------------------------------------------------------
@@ -269,6 +280,9 @@ class HTTPServerProtocol(FramedProtocol):
             logger.exception("handler %s for %s %s raised; answering 500",
                              getattr(route.handler, "__name__", route.handler),
                              request.method, request.target[:200])
+            if self._producer is not None:        # its answer began: the framing is broken
+                self.transport.abort()
+                return
             result = Response(500, body="500 Internal Server Error\n")
         if result is None:
             return                                # request.respond() comes later
@@ -312,7 +326,7 @@ class HTTPServerProtocol(FramedProtocol):
                 self._producer.resume()
 
     def _write_head_and_body(self, request: Optional[Request], response: Response,
-                             streamed: bool, body: bytes, length: int = 0) -> None:
+                             streamed: bool, body: bytes, length: Optional[int] = 0) -> None:
         """Write the head (status, fields, Date, Server, framing) and ``body`` in one write.
 
         The server frames every body itself: a handler's Content-Length,
@@ -340,7 +354,8 @@ class HTTPServerProtocol(FramedProtocol):
             lines.append("%s: %s\r\n" % (name, value))
         if streamed:
             lines.append("Transfer-Encoding: chunked\r\n")
-        elif not states_length and status >= 200 and status != 204 and status != 304:
+        elif (length is not None and not states_length and status >= 200 and status != 204
+              and status != 304):
             lines.append("Content-Length: %d\r\n" % length)
         if not keep_alive:
             lines.append("Connection: close\r\n")
@@ -359,7 +374,7 @@ class HTTPServerProtocol(FramedProtocol):
             return
         self.transport.write(head + body if body else head)
         if self.options.access_log and request is not None:
-            self._log_access(request, status, length)
+            self.options.log_access(self.client, request, status, length or 0)
 
     def _done(self) -> None:
         """The current answer is all written: close, or take the next request."""
@@ -371,9 +386,15 @@ class HTTPServerProtocol(FramedProtocol):
         waiting = self._waiting
         if waiting is not None:
             self._waiting = None
-            self.transport.release_reading(HOLD_RESPONSE)
+            if self._bad_request is None:
+                self.transport.release_reading(HOLD_RESPONSE)
             self.frames_received(waiting)
-        if not self._busy and not self.transport.is_closing():
+        if self._busy or self.transport.is_closing():
+            return
+        if self._bad_request is not None:
+            exc, self._bad_request = self._bad_request, None
+            super()._framing_failed(exc)
+        else:
             self._idle_if_done()
 
     def _park(self, events: List[Any]) -> None:
@@ -382,13 +403,6 @@ class HTTPServerProtocol(FramedProtocol):
             self.transport.hold_reading(HOLD_RESPONSE)
         else:
             self._waiting.extend(events)
-
-    def _log_access(self, request: Request, status: int, length: int) -> None:
-        now = time.gmtime(self.options.wall_clock())
-        host = self.client[0] if isinstance(self.client, tuple) else "-"
-        access_logger.info('%s - - [%s] "%s %s %s" %d %s', host,
-                           time.strftime("%d/%b/%Y:%H:%M:%S +0000", now), request.method,
-                           request.target, request.version, status, length or "-")
 
     # -- timers -----------------------------------------------------------------
 
@@ -428,6 +442,7 @@ class HTTPServerProtocol(FramedProtocol):
                 flush=False)
 
     _expect_continue = False
+    _bad_request: Optional[FramingError] = None   # a refusal waiting behind an answer
 
 
 def _origin_path(target: str) -> Optional[str]:
