@@ -623,6 +623,29 @@ def test_responding_twice_raises(fake_http):
     assert client.quiet() == b"" and outcomes == ["refused"]
 
 
+def test_an_answer_for_a_client_that_has_gone_is_dropped_quietly(fake_http, caplog):
+    """request.respond() after the client closed neither raises nor logs an error."""
+    loop = fake_http.loop
+    outcomes = []
+    app = hello_app()
+
+    @app.route("/later")
+    def later(request):
+        def answer():
+            request.respond(Response(200, body=b"too late"))
+            outcomes.append("answered")
+        loop.call_later(1.0, answer)
+    server = fake_http.serve(app)
+    client = fake_http.connect(server)
+    client.send(request(target="/later"))
+    assert client.quiet() == b""
+    client.close()
+    run_until(loop, lambda: len(server) == 0)
+    with caplog.at_level(logging.ERROR, logger="reactor"):
+        advance(loop, loop.clock, 1.1)
+    assert outcomes == ["answered"] and not caplog.records
+
+
 # -- streamed responses -------------------------------------------------------------
 
 def test_generator_body_is_pulled_only_as_fast_as_the_client_reads(http):
@@ -1239,3 +1262,26 @@ def test_sendfile_is_refused_on_a_tls_connection(http, five_mib):
     with open(path, "rb") as file, pytest.raises(NotImplementedError, match="encryption"):
         server.connections()[0].sendfile(file, 0, 10)
     client.close()
+
+
+def test_a_generator_body_is_closed_when_the_client_leaves_mid_stream(http):
+    """The connection ends before the body does: the generator's finally runs at once."""
+    events = []
+
+    def chunks():
+        try:
+            while True:
+                yield b"x" * (64 * KIB)
+        finally:
+            events.append("finally")
+    app = Router()
+    app.add_route("/endless", lambda request: Response(200, body=chunks()))
+    server = http.serve(app)
+    client = http.connect(server, rcvbuf=SMALL_RCVBUF)
+    client.send(request(target="/endless"))
+    run_until(http.loop, lambda: len(server) == 1)
+    client.pump(20, read=False)
+    assert events == []
+    client.close()
+    run_until(http.loop, lambda: events == ["finally"])
+

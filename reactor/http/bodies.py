@@ -77,6 +77,12 @@ class IterableSender:
         self._writer, self._chunks = writer, chunks
         writer._connection._producer = self
 
+    def close(self) -> None:
+        """The connection ended first: close a generator, so its ``finally`` runs now."""
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
     def resume(self) -> None:
         writer = self._writer
         connection = writer._connection

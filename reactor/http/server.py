@@ -92,13 +92,13 @@ class HTTPServerProtocol(FramedProtocol):
         self._arm("first-head", self.options.header_timeout)
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
-        """Drop timers and any file being sent."""
+        """Drop the timer and close what the answer was reading (a file, a generator)."""
         if self._timer is not None:
             self._timer.cancel()
         producer = self._producer
         self._producer = None
-        if isinstance(producer, FileSender):
-            producer.close()
+        if isinstance(producer, (FileSender, IterableSender)):
+            producer.close()                      # the file, or the generator's finally
 
     def pause_writing(self) -> None:
         """The send buffer passed its high-water mark: producers stop."""
@@ -229,10 +229,16 @@ class HTTPServerProtocol(FramedProtocol):
     # -- what a handler asks of the connection (through its Request) -----------
 
     def respond(self, request: Request, response: Response) -> None:
-        """Send the answer to ``request`` (a handler that returned None calls this later)."""
-        if self.transport.is_closing() or self._producer is not None or not self._busy:
-            raise RuntimeError("respond() for %r: this connection is not waiting for an "
-                               "answer (answered already, or closed)" % (request,))
+        """Send the answer to ``request`` (a handler that returned None calls this later).
+
+        An answer for a client that has gone is dropped quietly, as writes to
+        a closed transport are; a second answer raises RuntimeError.
+        """
+        if self.transport.is_closing():
+            return
+        if self._producer is not None or not self._busy:
+            raise RuntimeError("respond() for %r: this request has its answer already"
+                               % (request,))
         self._answer(request, response)
 
     def read_body(self, request: Request, on_data: Callable[[bytes], Any],
