@@ -33,6 +33,8 @@ except ImportError:          # a vendored copy without reactor/protect/: unguard
     DatagramGuard = None  # type: ignore[assignment,misc]
 
 ProtocolFactory = Callable[[], Any]                 # a class, or a function making a protocol
+_LISTEN_TCP_OPTIONS = ("limits", "max_connections", "backlog", "reuse_port", "ssl",
+                       "ssl_handshake_timeout", "auth")
 
 
 class Reactor(EventLoop):
@@ -94,8 +96,17 @@ class Reactor(EventLoop):
         Keywords of ``reactor.http.HTTPOptions`` (``header_timeout``,
         ``keepalive_timeout``, ``body_timeout``, ``max_body_bytes``,
         ``access_log`` ...) set the HTTP side; the rest are ``listen_tcp``'s:
-        ``ssl`` for HTTPS, ``limits`` for the protections.
+        ``ssl`` for HTTPS, ``limits`` for the protections. Raises TypeError
+        for an ``app`` without ``find`` or a keyword neither takes.
         """
+        if not callable(getattr(app, "find", None)):
+            raise TypeError("listen_http needs a reactor.http.Router (or an object with its "
+                            "find(method, path)), got %r" % (app,))
+        unknown = sorted(set(options) - set(HTTP_OPTION_NAMES) - set(_LISTEN_TCP_OPTIONS))
+        if unknown:
+            raise TypeError("listen_http got unknown keyword(s) %s; it takes %s"
+                            % (", ".join(unknown), ", ".join(HTTP_OPTION_NAMES
+                                                             + _LISTEN_TCP_OPTIONS)))
         http = HTTPOptions(**{name: options.pop(name) for name in HTTP_OPTION_NAMES
                               if name in options})
         return self.listen_tcp(functools.partial(HTTPServerProtocol, app, http), host, port,

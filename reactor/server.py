@@ -173,13 +173,19 @@ class Server:
 
         Each connection is closed at the top of its stack, as its
         application would close it: queued bytes are flushed, and a TLS
-        connection sends close_notify. ``on_done()`` runs (as a loop
-        callback) once no connection is left.
+        connection sends close_notify. An application protocol with a
+        ``shutdown_requested()`` method is told instead, and closes when it
+        has finished what it was doing (HTTP: the answer under way).
+        ``on_done()`` runs (as a loop callback) once no connection is left.
         """
         self.close()
         self._on_shutdown = on_done
-        for top in self.connections():
-            top.close()
+        for top, app, _ in list(self._connections.values()):
+            finish = getattr(app, "shutdown_requested", None)
+            if finish is None:
+                top.close()
+            else:
+                top.run_protected(finish)
         if self._connections:
             self._shutdown_timer = self._loop.call_later(grace_seconds, self._abort_remaining)
         else:

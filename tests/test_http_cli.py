@@ -176,6 +176,7 @@ def test_bearer_token_file_requires_authorization(site, serve, tmp_path):
     denied = curl("-i", url).stdout
     assert headers_of(denied)[0] == 401
     assert headers_of(denied)[1]["www-authenticate"].startswith("Bearer")
+    assert headers_of(denied)[1]["connection"] == "close"          # a guess costs a connection
     assert curl("-H", "Authorization: Bearer sesame", url).stdout == b"Hello, world!"
 
 

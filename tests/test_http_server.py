@@ -23,7 +23,7 @@ from http import HTTPStatus
 import pytest
 
 from reactor import Limits
-from reactor.http import FileBody, Response, Router
+from reactor.http import FileBody, HTTPError, Response, Router
 
 from .support.certs import raw_tls_client, server_ctx
 from .support.loops import advance, run_until
@@ -41,6 +41,8 @@ SMALL_RCVBUF = 64 * KIB
 PASS_WAIT_SECONDS = 0.002
 
 Reply = collections.namedtuple("Reply", "status reason headers body")
+#: The reason phrases RFC 9110 renamed (Python's HTTPStatus keeps RFC 2616's).
+RFC9110_REASONS = {413: "Content Too Large", 414: "URI Too Long", 416: "Range Not Satisfiable"}
 
 
 # -- the client side ------------------------------------------------------------
@@ -248,8 +250,9 @@ def length(body):
 
 def error_reply(status, *fields):
     """Return the server's own answer to bad input or an unknown route with ``status``."""
-    body = b"%d %s\n" % (status, HTTPStatus(status).phrase.encode())
-    return Reply(status, HTTPStatus(status).phrase, head(TEXT, length(body), *fields), body)
+    body = b"%d %s\n" % (status, RFC9110_REASONS.get(status, HTTPStatus(status).phrase).encode())
+    return Reply(status, RFC9110_REASONS.get(status, HTTPStatus(status).phrase),
+                 head(TEXT, length(body), *fields), body)
 
 
 def hello_app():
@@ -516,9 +519,9 @@ def test_handler_exception_is_500_logged_not_sent_and_the_connection_goes_on(htt
     assert failures == [("reactor", "ERROR", "RuntimeError('secret detail')")]
 
 
-@pytest.mark.parametrize("result", [42, {"a": 1}, [b"x"]], ids=["int", "dict", "list"])
+@pytest.mark.parametrize("result", [42, (b"x", 201), object()], ids=["int", "tuple", "object"])
 def test_handler_returning_a_wrong_type_is_500(http, caplog, result):
-    """A handler returning neither a Response, bytes, str nor None gets 500, and it is logged."""
+    """A handler returning no Response, bytes, str, dict, list or None gets 500, logged."""
     app = hello_app()
     app.add_route("/wrong", lambda request: result)
     server = http.serve(app)
@@ -531,6 +534,36 @@ def test_handler_returning_a_wrong_type_is_500(http, caplog, result):
         assert client.response() == hello_reply()
     assert [(record.name, record.levelname) for record in caplog.records] == [
         ("reactor", "ERROR")]
+
+
+@pytest.mark.parametrize("result, body", [({"a": 1}, b'{"a": 1}'), ([1, "x"], b'[1, "x"]')],
+                         ids=["dict", "list"])
+def test_handler_returning_a_dict_or_list_is_json(http, result, body):
+    """A dict or list becomes a 200 with its JSON and an application/json type."""
+    app = hello_app()
+    app.add_route("/json", lambda request: result)
+    client = http.connect(http.serve(app))
+    client.send(request(target="/json"))
+    assert client.response() == Reply(200, "OK", head(("Content-Type", "application/json"),
+                                                      length(body)), body)
+
+
+def test_a_handler_raising_http_error_gets_its_status_and_message(http):
+    """raise HTTPError(422, why) in a handler answers 422 with the message; bad JSON is a 400."""
+    app = hello_app()
+
+    @app.route("/check", methods=["POST"])
+    def check(request):
+        value = request.json()
+        if "name" not in value:
+            raise HTTPError(422, "name is required")
+        return Response(200, body=value["name"])
+    client = http.connect(http.serve(app))
+    client.send(request("POST", "/check", [("Content-Length", "10")], b'{"age": 3}') +
+                request("POST", "/check", [("Content-Length", "9")], b"{not json"))
+    first, second = client.response(), client.response()
+    assert (first.status, first.body) == (422, b"422 Unprocessable Content: name is required\n")
+    assert second.status == 400 and second.body.startswith(b"400 Bad Request: the body is not JSON")
 
 
 def test_handler_returning_bytes_is_a_200(http):
@@ -1285,3 +1318,116 @@ def test_a_generator_body_is_closed_when_the_client_leaves_mid_stream(http):
     client.close()
     run_until(http.loop, lambda: events == ["finally"])
 
+
+
+# -- what a first user found --------------------------------------------------------
+
+def test_a_handler_that_never_answers_gets_a_500_at_answer_timeout(fake_http, caplog):
+    """A deferred answer that never comes: 500 and a close at answer_timeout, not before."""
+    loop = fake_http.loop
+    app = hello_app()
+    app.add_route("/lost", lambda request: None)
+    server = fake_http.serve(app, answer_timeout=3.0)
+    client = fake_http.connect(server)
+    client.send(request(target="/lost") + request())
+    assert client.quiet() == b""                      # the handler has run and not answered
+    advance(loop, loop.clock, 2.9)
+    assert client.quiet() == b""
+    with caplog.at_level(logging.ERROR, logger="reactor"):
+        advance(loop, loop.clock, 0.2)
+        body = b"500 Internal Server Error\n"
+        assert client.response() == Reply(500, "Internal Server Error",
+                                          head(TEXT, length(body), ("Connection", "close")), body)
+        client.wait_closed()
+    assert any("did not answer within 3 s" in record.getMessage() for record in caplog.records)
+
+
+def test_shutdown_lets_a_deferred_answer_finish_and_closes_idle_connections(fake_http):
+    """server.shutdown(grace): the answer under way is sent (with a close); idle ones close now."""
+    loop = fake_http.loop
+    app = hello_app()
+
+    @app.route("/later")
+    def later(request):
+        loop.call_later(1.0, request.respond, Response(200, body=b"late"))
+    server = fake_http.serve(app)
+    busy, idle = fake_http.connect(server), fake_http.connect(server)
+    idle.send(request())
+    assert idle.response() == hello_reply()
+    busy.send(request(target="/later"))
+    assert busy.quiet() == b""
+    server.shutdown(5.0)
+    idle.wait_closed()
+    advance(loop, loop.clock, 1.1)
+    assert busy.response() == Reply(200, "OK", head(("Content-Length", "4"),
+                                                    ("Connection", "close")), b"late")
+    busy.wait_closed()
+    run_until(loop, lambda: len(server) == 0)
+
+
+def test_shutdown_lets_a_file_finish(http, five_mib):
+    """A 5 MiB file under way when shutdown begins arrives whole before the close."""
+    path, data = five_mib
+    server = http.serve(file_app(path, []))
+    client = http.connect(server, rcvbuf=SMALL_RCVBUF)
+    client.send(request(target="/file"))
+    client.pump(5, read=False)
+    server.shutdown(30.0)
+    assert client.response(timeout=20).body == data      # its head went out before: no close field
+    client.wait_closed()
+
+
+def test_access_log_counts_the_bytes_sent_and_logs_refusals(http, caplog):
+    """A cut answer is logged with what was sent, when it ends; a refused request as "-"."""
+    def endless(request):
+        def chunks():
+            while True:
+                yield b"y" * 1000
+        return Response(200, body=chunks())
+    app = hello_app()
+    app.add_route("/endless", endless)
+    server = http.serve(app, access_log=True)
+    with caplog.at_level(logging.INFO, logger="reactor.access"):
+        cut = http.connect(server, rcvbuf=SMALL_RCVBUF)
+        cut.send(request(target="/endless"))
+        cut.pump(10)
+        assert not [r for r in caplog.records if r.name == "reactor.access"]
+        cut.close()
+        run_until(http.loop, lambda: [r for r in caplog.records if r.name == "reactor.access"])
+        bad = http.connect(server)
+        bad.send(b"GET / HTTP/1.1\r\n\r\n")                         # no Host
+        bad.wait_closed()
+    lines = [r.getMessage() for r in caplog.records if r.name == "reactor.access"]
+    sent = int(lines[0].rsplit(" ", 1)[1])
+    assert '"GET /endless HTTP/1.1" 200 ' in lines[0] and 0 < sent < 100 * MIB
+    assert lines[1].endswith('"-" 400 16')
+
+
+def test_listen_http_refuses_an_app_without_a_router_and_unknown_keywords(http):
+    """A function where a Router belongs, or a misspelt option, raises TypeError at once."""
+    with pytest.raises(TypeError, match="needs a reactor.http.Router"):
+        http.loop.listen_http(lambda request: "hi", "127.0.0.1", 0)
+    with pytest.raises(TypeError, match="unknown keyword.*bogus"):
+        http.loop.listen_http(hello_app(), "127.0.0.1", 0, bogus=1)
+
+
+def test_str_chunks_and_a_str_to_the_writer_are_sent_as_utf8(http):
+    """A generator of str, and writer.write(str), send UTF-8 like a str body does."""
+    app = Router()
+    app.add_route("/gen", lambda request: Response(200, body=iter(["h\u00e9", "llo"])))
+
+    @app.route("/push")
+    def push(request):
+        writer = request.start_response(200)
+        writer.write("caf\u00e9")
+        writer.end()
+    client = http.connect(http.serve(app))
+    client.send(request(target="/gen") + request(target="/push"))
+    assert client.response().body == "h\u00e9llo".encode("utf-8")
+    assert client.response().body == "caf\u00e9".encode("utf-8")
+
+
+def test_a_header_value_that_is_not_a_str_is_a_clear_type_error():
+    """Response(200, {"X": ["a", "b"]}) says values must be str, not a regex TypeError."""
+    with pytest.raises(TypeError, match="must be str"):
+        Response(200, {"X-Multi": ["a", "b"]})

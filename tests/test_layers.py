@@ -18,7 +18,7 @@ LAYERS = {
     "framing": 0, "framing.base": 0, "framing.delimited": 0, "framing.counted": 0,
     "resp": 0, "resp.codec": 0,
     "http": 0, "http.parser": 0, "http.response_parser": 0, "http.messages": 0,
-    "http.router": 0, "http.options": 0, "http.static": 0,
+    "http.router": 0, "http.options": 0, "http.static": 0, "http.head": 0,
     "protect.ratelimit": 0, "protect.auth": 0, "protect.abuselog": 0,
     "timers": 1, "wheel": 1, "protocols": 1, "framed": 1, "dispatch": 1, "resp.protocol": 1,
     "http.bodies": 1, "http.server": 1,

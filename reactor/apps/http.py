@@ -36,7 +36,12 @@ DEFAULT_PORT = 8000
 
 
 class BearerAuth:
-    """Let a request through to ``handler`` only with ``Authorization: Bearer <a token>``."""
+    """Let a request through to ``handler`` only with ``Authorization: Bearer <a token>``.
+
+    A wrong or missing token is answered 401 and the connection closed, so
+    guessing costs a connection per guess (and ``--max-per-ip`` and the
+    rate switches bound those).
+    """
 
     def __init__(self, handler: Any, auth: TokenAuth) -> None:
         self.handler, self.auth = handler, auth
@@ -44,8 +49,8 @@ class BearerAuth:
     def __call__(self, request: Request) -> Any:
         scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not self.auth.check(token.strip().encode("utf-8")):
-            return Response(401, [("WWW-Authenticate", 'Bearer realm="reactor"')],
-                            "401 Unauthorized\n")
+            return Response(401, [("WWW-Authenticate", 'Bearer realm="reactor"'),
+                                  ("Connection", "close")], "401 Unauthorized\n")
         return self.handler(request)
 
 

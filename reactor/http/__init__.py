@@ -18,7 +18,9 @@ Serving::
 """
 
 from .messages import FileBody, Headers, Request, Response
+from .options import HTTPOptions
 from .parser import HTTPError
 from .router import Route, Router
 
-__all__ = ["FileBody", "Headers", "HTTPError", "Request", "Response", "Route", "Router"]
+__all__ = ["FileBody", "Headers", "HTTPError", "HTTPOptions", "Request", "Response", "Route",
+           "Router"]

@@ -43,11 +43,14 @@ class ResponseWriter:
         self.on_resume: Optional[Callable[[], Any]] = None
 
     def write(self, data: bytes) -> None:
-        """Send one piece of the body (nothing for an empty piece or a HEAD request)."""
+        """Send one piece of the body (bytes, or str as UTF-8; nothing for HEAD or an empty piece)."""
         if self.ended:
             raise RuntimeError("write() after end() on this response")
+        if type(data) is str:
+            data = data.encode("utf-8")
         if data and not self._head_only and not self._connection.transport.is_closing():
             self._connection.transport.write(format_chunk(data) if self.chunked else data)
+            self._connection.body_bytes_sent += len(data)
 
     def end(self) -> None:
         """Finish the body; the connection goes on with the next request."""
@@ -149,6 +152,7 @@ class FileSender:
             return
         self._offset += sent
         self._remaining -= sent
+        connection.body_bytes_sent += sent
         if not self._remaining:
             self.close()
             connection._done()

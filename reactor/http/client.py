@@ -52,6 +52,7 @@ other status goes to ``on_response``, as for a plain request.
 """
 
 import enum
+import json
 from typing import Any, Callable, List, Optional, Tuple
 from urllib.parse import urlsplit
 
@@ -155,6 +156,14 @@ class ClientResponse:
     def __init__(self, head: ResponseHead, body: bytes, url: str) -> None:
         self.status, self.reason, self.version = head.status, head.reason, "HTTP/" + head.version
         self.headers, self.body, self.url = Headers.from_parser(head.headers), body, url
+
+    def text(self, encoding: str = "utf-8") -> str:
+        """Return the body decoded (``UnicodeDecodeError`` if it is not ``encoding``)."""
+        return self.body.decode(encoding)
+
+    def json(self) -> Any:
+        """Return the body parsed as JSON (``ValueError`` if it is not)."""
+        return json.loads(self.body)
 
     def __repr__(self) -> str:
         return "<ClientResponse %d %s, %d bytes>" % (self.status, self.reason, len(self.body))
@@ -330,9 +339,13 @@ class ClientRequest:
                                     "%s)" % (self.method, self.url, self._timeout, where)))
 
     def _broken(self, exc: HTTPError) -> HTTPProtocolError:
-        kind = ResponseTooLargeError if exc.status == 413 else HTTPProtocolError
-        error = kind("%s %s: the server's response broke HTTP/1.1: %s"
-                     % (self.method, self.url, exc))
+        if exc.status == 413:
+            error: HTTPProtocolError = ResponseTooLargeError(
+                "%s %s: the response body passed this request's max_body_bytes (%d): %s"
+                % (self.method, self.url, self._max_body_bytes, exc))
+        else:
+            error = HTTPProtocolError("%s %s: the server's response broke HTTP/1.1: %s"
+                                      % (self.method, self.url, exc))
         error.__cause__ = exc
         return error
 

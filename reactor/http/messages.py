@@ -25,7 +25,9 @@ case; names a handler sets keep their case on the wire.
 import json
 import re
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
+
+from .parser import HTTPError
 
 _TOKEN_ONLY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")      # RFC 9110 5.6.2
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")              # CTLs but HTAB
@@ -150,6 +152,10 @@ class Response:
         self.status = status
         self.headers = headers if type(headers) is Headers else Headers(headers)
         for name, value in self.headers:
+            if type(name) is not str or type(value) is not str:
+                raise TypeError("header %r: %r: names and values must be str (join several "
+                                "values with ', ', or add the field once per value)"
+                                % (name, value))
             if _TOKEN_ONLY.fullmatch(name) is None or _CONTROL.search(value):
                 raise ValueError("header %r: %r has a bad name or a control character in its "
                                  "value" % (name, value))
@@ -210,8 +216,14 @@ class Request:
         return self.body.decode(encoding)
 
     def json(self) -> Any:
-        """Return the body parsed as JSON (``ValueError`` if it is not)."""
-        return json.loads(self.body)
+        """Return the body parsed as JSON; a body that is not JSON raises HTTPError 400.
+
+        Uncaught in a handler, that error answers 400 with its message.
+        """
+        try:
+            return json.loads(self.body)
+        except ValueError as exc:
+            raise HTTPError(400, "the body is not JSON (%s)" % exc) from None
 
     # -- asking the connection (a Request made by hand has none) -------------------
 
@@ -252,3 +264,23 @@ class Request:
 
     def __repr__(self) -> str:
         return "<Request %s %s>" % (self.method, self.target)
+
+
+def as_response(result: Any) -> Optional[Response]:
+    """Return what a handler returned as a Response: str and bytes as a 200, dict and list as
+    JSON; None for anything else (the server answers 500 and logs it)."""
+    if isinstance(result, (bytes, str)):
+        return Response(200, None, result)
+    if isinstance(result, (dict, list)):
+        return Response.json(result)
+    return None
+
+
+def origin_path(target: str) -> Optional[str]:
+    """Return the path of an absolute-form target (``http://host/p``, RFC 9112 3.2.2) or of
+    ``*``; None for anything else (a bad target)."""
+    if target == "*":
+        return "*"
+    if not target.startswith(("http://", "https://")):
+        return None
+    return urlsplit(target).path or "/"

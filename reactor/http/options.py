@@ -24,7 +24,8 @@ SERVER_NAME = "reactor"
 access_logger = logging.getLogger("reactor.access")
 
 #: The keywords ``HTTPOptions`` takes (``listen_http`` passes these on, the rest to listen_tcp).
-HTTP_OPTION_NAMES = ("header_timeout", "keepalive_timeout", "body_timeout", "max_request_line",
+HTTP_OPTION_NAMES = ("header_timeout", "keepalive_timeout", "body_timeout", "answer_timeout",
+                     "max_request_line",
                      "max_header_bytes", "max_headers", "max_body_bytes", "access_log",
                      "server_name", "wall_clock")
 
@@ -39,6 +40,7 @@ class HTTPOptions:
     def __init__(self, header_timeout: Optional[float] = 10.0,
                  keepalive_timeout: Optional[float] = 5.0,
                  body_timeout: Optional[float] = 30.0,
+                 answer_timeout: Optional[float] = 60.0,
                  max_request_line: int = DEFAULT_MAX_REQUEST_LINE,
                  max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
                  max_headers: int = DEFAULT_MAX_HEADERS,
@@ -47,12 +49,13 @@ class HTTPOptions:
                  wall_clock: Callable[[], float] = time.time) -> None:
         for name, value in (("header_timeout", header_timeout),
                             ("keepalive_timeout", keepalive_timeout),
-                            ("body_timeout", body_timeout)):
+                            ("body_timeout", body_timeout),
+                            ("answer_timeout", answer_timeout)):
             if value is not None and not 0 < value < float("inf"):
                 raise ValueError("%s must be a finite number of seconds > 0 or None, got %r"
                                  % (name, value))
         self.header_timeout, self.keepalive_timeout = header_timeout, keepalive_timeout
-        self.body_timeout = body_timeout
+        self.body_timeout, self.answer_timeout = body_timeout, answer_timeout
         self.framer = HTTPRequestFramer(max_request_line, max_header_bytes, max_headers,
                                         max_body_bytes)
         self.access_log, self.server_name, self.wall_clock = access_log, server_name, wall_clock
@@ -60,12 +63,17 @@ class HTTPOptions:
         self._date_fields = ""
 
     def log_access(self, client: Any, request: Any, status: int, length: int) -> None:
-        """Log one answer in Common Log Format on ``reactor.access`` (when asked to)."""
+        """Log one answer in Common Log Format on ``reactor.access``: body bytes actually sent.
+
+        A request refused before it could be read (400, 414 ...) is logged as ``"-"``.
+        """
         now = time.gmtime(self.wall_clock())
         host = client[0] if isinstance(client, tuple) else "-"
-        access_logger.info('%s - - [%s] "%s %s %s" %d %s', host,
-                           time.strftime("%d/%b/%Y:%H:%M:%S +0000", now), request.method,
-                           request.target, request.version, status, length or "-")
+        line = ("-" if request is None else
+                "%s %s %s" % (request.method, request.target, request.version))
+        access_logger.info('%s - - [%s] "%s" %d %s', host,
+                           time.strftime("%d/%b/%Y:%H:%M:%S +0000", now), line, status,
+                           length or "-")
 
     def date_fields(self) -> str:
         """Return the ``Date`` and ``Server`` lines, formatted once per second."""

@@ -36,15 +36,15 @@ already begun, the connection is aborted, since its framing is broken.
 """
 
 import logging
-from http import HTTPStatus
 from typing import Any, Callable, List, Optional
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from ..errors import FrameTimeoutError, FramingError, IdleTimeoutError
 from ..framed import FramedProtocol
 from ..protocols import HOLD_RESPONSE
+from .head import REASONS, format_head
 from .bodies import FileSender, IterableSender, ResponseWriter
-from .messages import FileBody, Headers, Request, Response
+from .messages import FileBody, Headers, Request, Response, as_response, origin_path
 from .options import HTTP_OPTION_NAMES, HTTPOptions, HTTPRequestFramer
 from .parser import EndOfMessage, HTTPError, RequestHead
 from .router import Router
@@ -54,10 +54,7 @@ __all__ = ["HTTPServerProtocol", "HTTPOptions", "HTTPRequestFramer", "HTTP_OPTIO
 
 logger = logging.getLogger("reactor")
 
-_STATUS_LINES = {status.value: "HTTP/1.1 %d %s\r\n" % (status.value, status.phrase)
-                 for status in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_FRAMING_NAMES = frozenset(("content-length", "transfer-encoding", "connection"))
 
 
 class HTTPServerProtocol(FramedProtocol):
@@ -93,12 +90,21 @@ class HTTPServerProtocol(FramedProtocol):
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         """Drop the timer and close what the answer was reading (a file, a generator)."""
+        if self._logged is not None:
+            self._log_access()                    # an answer cut short: what was sent
         if self._timer is not None:
             self._timer.cancel()
         producer = self._producer
         self._producer = None
         if isinstance(producer, (FileSender, IterableSender)):
             producer.close()                      # the file, or the generator's finally
+
+    def shutdown_requested(self) -> None:
+        """The server is stopping: close now if idle, else after the answer under way."""
+        if self._request is None and not self._busy and not self.framer.buffered:
+            self.transport.close()
+        else:
+            self._keep_alive, self._close_when_done = False, True
 
     def pause_writing(self) -> None:
         """The send buffer passed its high-water mark: producers stop."""
@@ -148,16 +154,18 @@ class HTTPServerProtocol(FramedProtocol):
         if self._request is not None and self._route is None:
             return                            # its request was answered already: just close
         status = exc.status if isinstance(exc, HTTPError) else 400
-        body = b"%d %s\n" % (status, HTTPStatus(status).phrase.encode())
+        body = b"%d %s\n" % (status, REASONS[status].encode())
         self._write_head_and_body(None, Response(
             status, [("Content-Type", "text/plain; charset=utf-8")]), False, body, len(body))
+        if self._logged is not None:
+            self._log_access()
 
     def _head_received(self, head: RequestHead) -> None:
         self._timer_kind = None
         target = head.target
         raw_path, _, query = target.partition("?")
         if not raw_path.startswith("/"):
-            raw_path = _origin_path(target)
+            raw_path = origin_path(target)
             if raw_path is None:
                 self._framing_failed(HTTPError(400, "bad request target %r" % target[:100]))
                 return
@@ -282,28 +290,33 @@ class HTTPServerProtocol(FramedProtocol):
     def _call_handler(self, request: Request, route: Any) -> None:
         try:
             result = route.handler(request)
+        except HTTPError as exc:                  # the handler's own refusal: its status
+            result = Response(exc.status, body="%d %s: %s\n" % (exc.status, REASONS[exc.status],
+                                                               exc))
         except Exception:
-            logger.exception("handler %s for %s %s raised; answering 500",
-                             getattr(route.handler, "__name__", route.handler),
-                             request.method, request.target[:200])
-            if self._producer is not None:        # its answer began: the framing is broken
+            began = self._producer is not None    # its answer began: the framing is broken
+            logger.exception("handler %s for %s %s raised; %s",
+                             getattr(route.handler, "__name__", route.handler), request.method,
+                             request.target[:200],
+                             "aborting the connection" if began else "answering 500")
+            if began:
                 self.transport.abort()
                 return
             result = Response(500, body="500 Internal Server Error\n")
-        if result is None:
-            return                                # request.respond() comes later
+        if result is None:                        # request.respond() comes later
+            if not route.stream_body:
+                self._deferred = request
+                self._arm("answer", self.options.answer_timeout)
+            return
         if self._producer is not None:
             return                                # it began its own answer: start_response
         if type(result) is not Response:
-            result = self._coerce(request, result)
+            result = as_response(result)
+            if result is None:
+                logger.error("handler for %s %s returned neither a Response, str, bytes, dict, "
+                             "list nor None; answering 500", request.method, request.target[:200])
+                result = Response(500, body="500 Internal Server Error\n")
         self._answer(request, result)
-
-    def _coerce(self, request: Request, result: Any) -> Response:
-        if isinstance(result, (bytes, str)):
-            return Response(200, None, result)
-        logger.error("handler for %s %s returned %r, not a Response or None; answering 500",
-                     request.method, request.target[:200], type(result).__name__)
-        return Response(500, body="500 Internal Server Error\n")
 
     def _answer(self, request: Request, response: Response) -> None:
         """Write ``response``; once it is all out, go on with the next request."""
@@ -333,44 +346,14 @@ class HTTPServerProtocol(FramedProtocol):
 
     def _write_head_and_body(self, request: Optional[Request], response: Response,
                              streamed: bool, body: bytes, length: Optional[int] = 0) -> None:
-        """Write the head (status, fields, Date, Server, framing) and ``body`` in one write.
-
-        The server frames every body itself: a handler's Content-Length,
-        Transfer-Encoding and Connection fields are replaced, except a
-        Content-Length on an empty answer to HEAD (the GET's length, as a
-        static file handler states it). ``Connection: close`` from the
-        handler is honoured.
-        """
+        """Write the head (``head.format_head``) and ``body`` in one write."""
         # Hot path: once per response.
         keep_alive = self._keep_alive and request is not None
-        status = response.status
-        lines = [_STATUS_LINES.get(status) or "HTTP/1.1 %d \r\n" % status,
-                 self.options.date_fields()]
-        states_length = False
-        for name, value in response.headers._fields:
-            lower = name.lower()
-            if lower in _FRAMING_NAMES:
-                if lower == "connection":
-                    keep_alive = keep_alive and "close" not in value.lower()
-                    continue
-                if lower != "content-length" or length or request is None \
-                        or request.method != "HEAD":
-                    continue
-                states_length = True
-            lines.append("%s: %s\r\n" % (name, value))
-        if streamed:
-            lines.append("Transfer-Encoding: chunked\r\n")
-        elif (length is not None and not states_length and status >= 200 and status != 204
-              and status != 304):
-            lines.append("Content-Length: %d\r\n" % length)
-        if not keep_alive:
-            lines.append("Connection: close\r\n")
-            self._close_when_done = True
-        elif request is not None and request.version == "HTTP/1.0":
-            lines.append("Connection: keep-alive\r\n")
-        lines.append("\r\n")
         try:
-            head = "".join(lines).encode("latin-1")
+            head, keep_alive = format_head(
+                response.status, response.headers._fields, self.options.date_fields(),
+                keep_alive, request.version if request is not None else "HTTP/1.1",
+                request is not None and request.method == "HEAD", length, streamed)
         except UnicodeEncodeError as exc:
             logger.error("response to %r has a field that is not latin-1 (%s); answering 500",
                          request, exc)
@@ -378,14 +361,19 @@ class HTTPServerProtocol(FramedProtocol):
             error = b"500 Internal Server Error\n"
             self._write_head_and_body(request, Response(500), False, error, len(error))
             return
+        if not keep_alive:
+            self._close_when_done = True
         self.transport.write(head + body if body else head)
-        if self.options.access_log and request is not None:
-            self.options.log_access(self.client, request, status, length or 0)
+        if self.options.access_log:
+            self._logged = (request, response.status)
+            self.body_bytes_sent = len(body)
 
     def _done(self) -> None:
         """The current answer is all written: close, or take the next request."""
         self._producer = None
         self._busy = False
+        if self._logged is not None:
+            self._log_access()
         if self._close_when_done:
             self.transport.close()
             return
@@ -446,15 +434,22 @@ class HTTPServerProtocol(FramedProtocol):
             transport.close_with_error(FrameTimeoutError(
                 "request body stalled: no bytes for %.3g s" % self.options.body_timeout),
                 flush=False)
+        elif kind == "answer" and self._busy and self._producer is None and self._logged is None:
+            request = self._deferred
+            logger.error("handler for %s %s did not answer within %.3g s (answer_timeout); "
+                         "answering 500 and closing", request.method, request.target[:200],
+                         self.options.answer_timeout)
+            self._keep_alive = False
+            self._answer(request, Response(500, body="500 Internal Server Error\n"))
 
     _expect_continue = False
+    _deferred: Any = None                         # the request a handler answers later
+    _logged: Any = None                           # (request, status) of the answer being sent
+    body_bytes_sent = 0                           #: of the current answer (for the access log)
+
+    def _log_access(self) -> None:
+        request, status = self._logged
+        self._logged = None
+        self.options.log_access(self.client, request, status, self.body_bytes_sent)
     _bad_request: Optional[FramingError] = None   # a refusal waiting behind an answer
 
-
-def _origin_path(target: str) -> Optional[str]:
-    """Return the path of an absolute-form target (``http://host/p``), or None if bad."""
-    if target == "*":
-        return "*"
-    if not target.startswith(("http://", "https://")):
-        return None
-    return urlsplit(target).path or "/"
