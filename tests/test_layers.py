@@ -19,9 +19,11 @@ LAYERS = {
     "resp": 0, "resp.codec": 0,
     "http": 0, "http.parser": 0, "http.response_parser": 0, "http.messages": 0,
     "http.router": 0, "http.options": 0, "http.static": 0, "http.head": 0,
+    "websocket": 0, "websocket.frames": 0, "websocket.deflate": 0, "websocket.handshake": 0,
     "protect.ratelimit": 0, "protect.auth": 0, "protect.abuselog": 0,
     "timers": 1, "wheel": 1, "protocols": 1, "framed": 1, "dispatch": 1, "resp.protocol": 1,
-    "http.bodies": 1, "http.server": 1,
+    "http.bodies": 1, "http.server": 1, "http.deadlines": 1,
+    "websocket.protocol": 1, "websocket.server": 1,
     "loop": 2, "poller": 2, "wakeup": 2, "watchers": 2, "debug": 2,
     "transports": 3, "streams": 3, "slow_consumers": 3, "datagrams": 3, "sockets": 3, "accept": 3,
     "reflection": 3,
@@ -32,7 +34,7 @@ LAYERS = {
     "cli": 6, "__main__": 6, "__init__": 6,
     "apps": 6, "apps.echo": 6, "apps.chat": 6, "apps.chat_text": 6, "apps.serving": 6,
     "apps.kv": 6, "apps.kv_commands": 6, "apps.kv_session": 6, "apps.kv_store": 6,
-    "apps.kv_aof": 6, "apps.http": 6,
+    "apps.kv_aof": 6, "apps.http": 6, "apps.chat_web": 6,
 }
 
 #: The longest a module may grow (STYLE: one concept per file, a few hundred

@@ -3,7 +3,9 @@
 The smallest useful server, and a correct one: it applies backpressure.
 With ``--framing line|length|netstring`` it echoes whole frames instead of
 bytes (decoded, then re-encoded), and a frame over ``--max-frame`` bytes
-closes that one connection with a logged reason.
+closes that one connection with a logged reason. With ``--websocket`` it
+speaks WebSocket on any path (``websocket/``), echoing each message with
+its type; a message over ``--max-frame`` is closed with 1009.
 When a client sends faster than it reads, our send buffer for it grows
 past the high-water mark, the transport calls ``pause_writing()``, and the
 echo stops *reading* from that client until the buffer drains. The
@@ -16,8 +18,13 @@ import logging
 from typing import Any
 
 from ..framed import FramedProtocol
+from ..http.messages import Response
+from ..http.options import HTTPOptions
+from ..http.router import Router
+from ..http.server import HTTPServerProtocol
 from ..framing import DEFAULT_MAX_LENGTH, Framer, LengthPrefixFramer, LineFramer, NetstringFramer
 from ..protocols import DatagramProtocol, Protocol
+from ..websocket.protocol import WebSocketProtocol
 from .serving import add_server_options, serve, serve_datagrams
 
 logger = logging.getLogger("reactor")
@@ -86,10 +93,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="echo UDP datagrams to their sender instead of a TCP stream "
                              "(protections: --ip-rate, --ip-msg-rate, --allow, --deny, per "
                              "source; see docs/UDP.md)")
+    parser.add_argument("--websocket", action="store_true",
+                        help="speak WebSocket (RFC 6455) on any path: each message is echoed "
+                             "with its type; a request that is not an upgrade gets 426; "
+                             "--max-frame bounds a message")
 
 
 def run(args: Any) -> int:
     """Serve until SIGINT/SIGTERM, then shut down gracefully."""
+    if args.websocket:
+        if args.udp or args.framing != "raw":
+            raise SystemExit("--websocket frames its own messages: not with --udp or --framing")
+        if args.max_frame < 1:
+            raise SystemExit("--max-frame must be at least 1 byte")
+        return serve(args, lambda: HTTPServerProtocol(websocket_echo_app(args.max_frame),
+                                                      HTTPOptions()))
     if args.udp:
         refused = (["--framing"] if args.framing != "raw" else []) + (
             ["--max-frame"] if args.max_frame != DEFAULT_MAX_LENGTH else [])
@@ -99,6 +117,28 @@ def run(args: Any) -> int:
     if args.max_frame < 1:
         raise SystemExit("--max-frame must be at least 1 byte")
     return serve(args, framed_factory(FramedEchoProtocol, FRAMINGS[args.framing](args.max_frame)))
+
+
+class WebSocketEcho(WebSocketProtocol):
+    """Send each message back as it came: text as text, binary as binary."""
+
+    def message_received(self, data: Any, is_text: bool) -> None:
+        """Echo one message."""
+        self.send(data)
+
+
+def websocket_echo_app(max_message_bytes: int) -> Router:
+    """Return the router of ``echo --websocket``: every path upgrades; anything else is 426."""
+    app = Router()
+    app.websocket("/{path:path}", max_message_bytes=max_message_bytes)(WebSocketEcho)
+    app.add_route("/{path:path}", _upgrade_required,
+                  ["HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+    return app
+
+
+def _upgrade_required(request: Any) -> Response:
+    return Response(426, [("Upgrade", "websocket"), ("Connection", "close")],
+                    "426 Upgrade Required: this is a WebSocket echo server\n")
 
 
 def framed_factory(protocol_class: Any, prototype: Framer) -> Any:

@@ -38,13 +38,15 @@ _PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z_0-9]*)(:path)?\}")
 class Route:
     """One handler and how it wants its requests: the methods, the body buffered or streamed."""
 
-    __slots__ = ("pattern", "handler", "methods", "stream_body", "kind")
+    __slots__ = ("pattern", "handler", "methods", "stream_body", "kind", "options")
 
     def __init__(self, pattern: str, handler: Handler, methods: Iterable[str],
-                 stream_body: bool = False, kind: str = "http") -> None:
+                 stream_body: bool = False, kind: str = "http",
+                 options: Optional[Dict[str, Any]] = None) -> None:
         self.pattern, self.handler = pattern, handler
         self.methods = frozenset(methods)
         self.stream_body, self.kind = stream_body, kind
+        self.options: Dict[str, Any] = options or {}
 
     def __repr__(self) -> str:
         return "<Route %s %s>" % ("|".join(sorted(self.methods)), self.pattern)
@@ -72,8 +74,27 @@ class Router:
             return handler
         return add
 
+    def websocket(self, pattern: str, *, subprotocols: Iterable[str] = (),
+                  max_message_bytes: Optional[int] = None,
+                  compression: bool = True) -> Callable[[Handler], Handler]:
+        """Return a decorator that makes ``pattern`` a WebSocket endpoint.
+
+        The decorated function (or a ``WebSocketProtocol`` class) is called
+        with the upgrade ``Request`` and returns the connection's protocol,
+        or None to refuse with 403. ``subprotocols`` are offered in the
+        server's order of preference; ``compression`` allows
+        permessage-deflate when the client offers it (browsers do).
+        """
+        def add(factory: Handler) -> Handler:
+            self.add_route(pattern, factory, ["GET"], kind="websocket", options=dict(
+                subprotocols=tuple(subprotocols), max_message_bytes=max_message_bytes,
+                compression=compression))
+            return factory
+        return add
+
     def add_route(self, pattern: str, handler: Handler, methods: Iterable[str] = ("GET",), *,
-                  stream_body: bool = False, kind: str = "http") -> Route:
+                  stream_body: bool = False, kind: str = "http",
+                  options: Optional[Dict[str, Any]] = None) -> Route:
         """Add ``handler`` for ``pattern`` and ``methods``; return its Route (see ``route``)."""
         if isinstance(methods, str):
             raise ValueError("methods must be a list of names, like [%r], not a string"
@@ -81,7 +102,7 @@ class Router:
         methods = [method.upper() for method in methods]
         if not methods:
             raise ValueError("route %r has no methods" % pattern)
-        route = Route(pattern, handler, methods, stream_body, kind)
+        route = Route(pattern, handler, methods, stream_body, kind, options)
         if not pattern.startswith("/"):
             raise ValueError("a route pattern starts with '/', got %r" % pattern)
         if _PARAMETER.search(pattern) is None and "{" not in pattern:

@@ -39,14 +39,16 @@ import logging
 from typing import Any, Callable, List, Optional
 from urllib.parse import unquote
 
-from ..errors import FrameTimeoutError, FramingError, IdleTimeoutError
+from ..errors import FramingError
 from ..framed import FramedProtocol
 from ..protocols import HOLD_RESPONSE
 from .head import REASONS, format_head
+from .deadlines import Deadlines
 from .bodies import FileSender, IterableSender, ResponseWriter
 from .messages import FileBody, Headers, Request, Response, as_response, origin_path
 from .options import HTTP_OPTION_NAMES, HTTPOptions, HTTPRequestFramer
 from .parser import EndOfMessage, HTTPError, RequestHead
+from ..websocket.server import upgrade
 from .router import Router
 
 __all__ = ["HTTPServerProtocol", "HTTPOptions", "HTTPRequestFramer", "HTTP_OPTION_NAMES",
@@ -57,7 +59,7 @@ logger = logging.getLogger("reactor")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-class HTTPServerProtocol(FramedProtocol):
+class HTTPServerProtocol(Deadlines, FramedProtocol):
     """Serve one connection's requests with ``app`` (a :class:`Router`); see the module doc."""
 
     def __init__(self, app: Router, options: HTTPOptions) -> None:
@@ -101,7 +103,9 @@ class HTTPServerProtocol(FramedProtocol):
 
     def shutdown_requested(self) -> None:
         """The server is stopping: close now if idle, else after the answer under way."""
-        if self._request is None and not self._busy and not self.framer.buffered:
+        if self._upgraded is not None:                # a WebSocket now: it says goodbye
+            self._upgraded.shutdown_requested()
+        elif self._request is None and not self._busy and not self.framer.buffered:
             self.transport.close()
         else:
             self._keep_alive, self._close_when_done = False, True
@@ -134,7 +138,7 @@ class HTTPServerProtocol(FramedProtocol):
                 self._end_received()
             else:
                 self._data_received(event.data)
-            if transport.is_closing():
+            if transport.is_closing() or self._upgraded is not None:
                 return
 
     def _framing_failed(self, exc: FramingError) -> None:
@@ -285,9 +289,32 @@ class HTTPServerProtocol(FramedProtocol):
         self._write_head_and_body(request, response, writer.chunked, b"", length=None)
         return writer
 
+    # -- upgrades (websocket/server.py) ---------------------------------------------
+
+    def refuse(self, request: Request, response: Response) -> None:
+        """Answer an upgrade request that cannot be granted, then close."""
+        self._keep_alive = False
+        self._answer(request, response)
+
+    def switch(self, protocol: Any, head: bytes) -> None:
+        """Write the 101 ``head`` and give the connection to ``protocol``: no more HTTP on it."""
+        if self.framer.buffered:          # the client may not send before our 101 (RFC 6455 4.1)
+            self.refuse(protocol.request, Response(400, [], "400 Bad Request: data sent "
+                        "before the handshake's answer\n"))
+            return
+        self._upgraded, self._timer_kind = protocol, None
+        if self._frame_timer is not None:
+            self._frame_timer.cancel()
+        self.transport.write(head)
+        self.transport.set_protocol(protocol)
+        protocol.connection_made(self.transport)
+
     # -- answering --------------------------------------------------------------
 
     def _call_handler(self, request: Request, route: Any) -> None:
+        if route.kind == "websocket":
+            upgrade(self, request, route)
+            return
         try:
             result = route.handler(request)
         except HTTPError as exc:                  # the handler's own refusal: its status
@@ -398,52 +425,9 @@ class HTTPServerProtocol(FramedProtocol):
         else:
             self._waiting.extend(events)
 
-    # -- timers -----------------------------------------------------------------
-
-    def _arm(self, kind: str, delay: Optional[float]) -> None:
-        """Set the connection's one timer to ``kind`` in ``delay`` seconds (None: no limit).
-
-        One timer per connection, moved with ``reset`` (O(1) on the wheel)
-        rather than cancelled and made anew for every request; a kind of
-        None makes a pending firing do nothing.
-        """
-        if delay is None:
-            self._timer_kind = None
-            return
-        self._timer_kind = kind
-        if self._timer is None:
-            self._timer = self.transport.loop.call_later(delay, self._timer_fired)
-        else:
-            self._timer.reset(delay)
-
-    def _idle_if_done(self) -> None:
-        if self._request is None and not self._busy and not self.framer.buffered:
-            self._arm("keep-alive", self.options.keepalive_timeout)
-
-    def _timer_fired(self) -> None:
-        kind, transport = self._timer_kind, self.transport
-        self._timer_kind = None
-        if kind == "first-head" and not self.framer.buffered and self._request is None:
-            transport.close_with_error(IdleTimeoutError(
-                "no request within %.3g s of connecting" % self.options.header_timeout),
-                flush=False)
-        elif kind == "keep-alive" and not self.framer.buffered and self._request is None:
-            logger.debug("closing idle keep-alive connection %s", self.client)
-            transport.close()
-        elif kind == "body" and self._request is not None and not self._body_ended:
-            transport.close_with_error(FrameTimeoutError(
-                "request body stalled: no bytes for %.3g s" % self.options.body_timeout),
-                flush=False)
-        elif kind == "answer" and self._busy and self._producer is None and self._logged is None:
-            request = self._deferred
-            logger.error("handler for %s %s did not answer within %.3g s (answer_timeout); "
-                         "answering 500 and closing", request.method, request.target[:200],
-                         self.options.answer_timeout)
-            self._keep_alive = False
-            self._answer(request, Response(500, body="500 Internal Server Error\n"))
-
     _expect_continue = False
     _deferred: Any = None                         # the request a handler answers later
+    _upgraded: Any = None                         # the protocol this connection switched to
     _logged: Any = None                           # (request, status) of the answer being sent
     body_bytes_sent = 0                           #: of the current answer (for the access log)
 
