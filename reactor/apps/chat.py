@@ -73,14 +73,15 @@ import argparse
 import collections
 import heapq
 import math
-from typing import Any, Deque, Dict, Optional, Set
+from typing import Any, Deque, Dict, List, Optional, Set
 
 from ..framed import FramedProtocol
 from ..framing import FramingError, LineFramer
 from ..policy import DEFAULT_LIMITS, Limits, Rate
 from ..protect.ratelimit import bucket
 from .chat_text import NICK, NICK_RULE, RESERVED_NICKS, ROOM, ROOM_RULE, printable
-from .serving import add_server_options, serve
+from ..tls import server_context
+from .serving import add_server_options, limits_from_args, serve
 
 SUMMARY = "chat server: rooms, nicks and private messages over plain lines"
 #: The longest line a member may send, not counting its "\n" or "\r\n".
@@ -386,6 +387,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="lines (of up to 512 bytes, to one member each) a member's "
                              "lines may cause per second, bursts of 0.1 s worth; past it the "
                              "member's reading pauses (default 20000; 0: no limit)")
+    parser.add_argument("--web-port", type=int, metavar="W",
+                        help="also serve the rooms to browsers: GET / on port W is a chat "
+                             "page, /ws its WebSocket (same --host, TLS and protections)")
 
 
 def run(args: Any) -> int:
@@ -397,4 +401,13 @@ def run(args: Any) -> int:
         raise SystemExit("--fanout-rate must be a finite number >= 0 (0: no limit), got %g"
                          % args.fanout_rate)
     service = ChatService(fanout_budget(args.fanout_rate) if args.fanout_rate else None)
-    return serve(args, service.protocol, base_limits=chat_limits(args.max_backlog))
+    limits = chat_limits(args.max_backlog)
+
+    def web(loop: Any) -> List[Any]:
+        if args.web_port is None:
+            return []
+        from .chat_web import build_web_app           # only a web-port chat needs HTTP
+        tls = server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+        return [loop.listen_http(build_web_app(service), args.host or None, args.web_port,
+                                 limits=limits_from_args(args, limits), ssl=tls)]
+    return serve(args, service.protocol, base_limits=limits, companions=web)

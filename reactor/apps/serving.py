@@ -22,7 +22,7 @@ import argparse
 import logging
 import math
 import signal
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 from ..addresses import format_address
 from ..network import Reactor
@@ -164,7 +164,8 @@ def check_server_options(args: Any) -> None:
 
 def serve(args: Any, protocol_factory: Any, base_limits: Limits = DEFAULT_LIMITS,
           setup: Optional[Callable[[Any], Any]] = None,
-          listening: Optional[Callable[[Any], None]] = None) -> int:
+          listening: Optional[Callable[[Any], None]] = None,
+          companions: Optional[Callable[[Any], List[Any]]] = None) -> int:
     """Listen as ``args`` say, log where, run until a signal, then shut down.
 
     ``base_limits`` is the subcommand's own ``Limits``; the protection
@@ -172,7 +173,9 @@ def serve(args: Any, protocol_factory: Any, base_limits: Limits = DEFAULT_LIMITS
     one line for a bad option, before anything listens. An app whose state
     needs the loop (kv's keyspace and file) passes ``setup(loop)``, which
     returns the protocol factory, and may take the listening ``Server``
-    from ``listening(server)``.
+    from ``listening(server)``. ``companions(loop)`` starts other servers
+    on the same loop (chat's web port); they log where they listen and shut
+    down with the main one.
     """
     check_server_options(args)
     context = server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
@@ -192,6 +195,10 @@ def serve(args: Any, protocol_factory: Any, base_limits: Limits = DEFAULT_LIMITS
         for address in server.addresses:
             logger.info("listening on %s%s%s", format_address(address),
                         " (tls)" if context else "", " (auth: %s)" % auth.kind if auth else "")
+        others = companions(loop) if companions is not None else []
+        for other in others:
+            for address in other.addresses:
+                logger.info("also listening on %s (http)", format_address(address))
         if hasattr(signal, "SIGUSR1"):
             loop.add_signal_handler(signal.SIGUSR1, server.log_stats)
         if args.stats_interval:
@@ -199,9 +206,11 @@ def serve(args: Any, protocol_factory: Any, base_limits: Limits = DEFAULT_LIMITS
         loop.run()
         logger.info("shutting down: %d open connection(s), %.1f s grace",
                     len(server), args.grace)
+        for other in others:
+            other.shutdown(args.grace)
         server.shutdown(args.grace, on_done=loop.stop)
         loop.run()                       # a second signal ends the grace at once
-        for transport in server.connections():
+        for transport in server.connections() + [t for o in others for t in o.connections()]:
             transport.abort()
         loop.run_once()
         logger.info("stopped: %s", format_stats(server.stats()))
