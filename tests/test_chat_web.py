@@ -5,16 +5,15 @@ page's script here; tests/test_chat_browser.py drives the page itself in a
 real Chromium.
 """
 
-import base64
-import os
 import re
 import socket
 import time
 
 import pytest
 
-from reactor.websocket import Close, FrameParser, encode_close, encode_message
+from reactor.websocket import encode_close
 from tests.support.processes import start_cli_on_port, stop_processes
+from tests.support.ws_client import RawWebSocket
 
 
 @pytest.fixture
@@ -27,38 +26,6 @@ def chat():
     assert web, "no web port line"
     yield port, int(web.group(1))
     stop_processes(processes)
-
-
-class Browser:
-    """A WebSocket member: each message sent is one line; each received is one line."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(("GET /ws HTTP/1.1\r\nHost: chat\r\nUpgrade: websocket\r\n"
-                           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                           "Sec-WebSocket-Version: 13\r\n\r\n" % key).encode())
-        received = b""
-        while b"\r\n\r\n" not in received:
-            received += self.sock.recv(4096)
-        head, self.rest = received.split(b"\r\n\r\n", 1)
-        assert head.startswith(b"HTTP/1.1 101 ")
-        self.parser = FrameParser(expect_masked=False)
-        self.lines = []
-
-    def send(self, text):
-        self.sock.sendall(encode_message(text, mask=True))
-
-    def expect(self, line, timeout=5.0):
-        """Wait until ``line`` has arrived as one text message; return all lines so far."""
-        deadline = time.monotonic() + timeout
-        while line not in self.lines:
-            assert time.monotonic() < deadline, (line, self.lines)
-            data, self.rest = self.rest or self.sock.recv(65536), b""
-            assert data, "closed; got %r" % self.lines
-            self.lines += [event.data for event in self.parser.feed(data)
-                           if not isinstance(event, Close)]
-        return self.lines
 
 
 def nc_expect(sock, text, buffer, timeout=5.0):
@@ -89,7 +56,7 @@ def test_the_page_is_self_contained(chat):
 def test_browser_and_nc_members_talk_both_ways(chat):
     """A WebSocket member and a TCP member see each other's lines and notices."""
     port, web = chat
-    browser = Browser(web)
+    browser = RawWebSocket(web)
     browser.expect("welcome to reactor chat; enter a nick")
     browser.send("alice")
     browser.expect("* you are alice, in #lobby; /help lists commands")
@@ -108,4 +75,6 @@ def test_browser_and_nc_members_talk_both_ways(chat):
         nc.close()
     browser.expect("* bob left")
     browser.sock.sendall(encode_close(1000, "", mask=True))
+    browser.read(lambda ws: ws.close is not None)
+    assert browser.close.code == 1000
     browser.sock.close()
