@@ -123,3 +123,23 @@ class Framer:
     def _too_long(self, size: int, what: str = "frame") -> FramingError:
         return FramingError("%s of %d bytes exceeds the limit of %d bytes"
                             % (what, size, self.max_length))
+
+
+class CodecEvent:
+    """A sans-I/O codec's event (HTTP's ``RequestHead``, WebSocket's ``Message`` ...).
+
+    Equality and repr come from ``__slots__``, so tests and logs can compare
+    events whole: ``Message("hi", True) == Message("hi", True)``.
+    """
+
+    __slots__ = ()
+
+    def __eq__(self, other: Any) -> Any:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    def __repr__(self) -> str:
+        return "%s(%s)" % (type(self).__name__, ", ".join(
+            "%s=%r" % (name, getattr(self, name)) for name in self.__slots__))
+

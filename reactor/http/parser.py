@@ -36,6 +36,7 @@ from http import HTTPStatus
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import FramingError
+from ..framing.base import CodecEvent
 
 DEFAULT_MAX_REQUEST_LINE = 8192            #: bytes of ``GET /x HTTP/1.1``, line end excluded
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024       #: the field lines after the request line
@@ -71,22 +72,7 @@ class HTTPError(FramingError):
         self.status, self.phrase, self.events = status, _PHRASES[status], []
 
 
-class _Event:
-    """Equality and repr from ``__slots__``, so tests and logs can compare events whole."""
-
-    __slots__ = ()
-
-    def __eq__(self, other: Any) -> Any:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
-
-    def __repr__(self) -> str:
-        return "%s(%s)" % (type(self).__name__, ", ".join(
-            "%s=%r" % (name, getattr(self, name)) for name in self.__slots__))
-
-
-class RequestHead(_Event):
+class RequestHead(CodecEvent):
     """The head of one request: its line, its fields, and how its body is framed.
 
     ``headers`` holds every field in order, repeats included, as ``(lowercased
@@ -104,7 +90,7 @@ class RequestHead(_Event):
         self.body_kind, self.content_length = body_kind, content_length
 
 
-class Data(_Event):
+class Data(CodecEvent):
     """A piece of request body (chunked framing removed), as it arrived."""
 
     __slots__ = ("data",)
@@ -113,7 +99,7 @@ class Data(_Event):
         self.data = data
 
 
-class EndOfMessage(_Event):
+class EndOfMessage(CodecEvent):
     """The request and its body are complete; the next bytes begin the next request."""
 
     __slots__ = ()

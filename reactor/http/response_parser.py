@@ -45,9 +45,10 @@ import re
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..framing.base import CodecEvent
 from .parser import (_CHUNK_SIZE, _END_OF_MESSAGE, _FIELD_LINE, _HEAD, _HEAD_END, _LENGTH,
                      DEFAULT_MAX_HEADERS, Data, EndOfMessage, HTTPError, RequestParser,
-                     _content_length, _Event, _field_error, _list_items)
+                     _content_length, _field_error, _list_items)
 
 __all__ = ["ResponseParser", "ResponseHead", "Data", "EndOfMessage", "HTTPError",
            "DEFAULT_MAX_HEAD_BYTES"]
@@ -60,7 +61,7 @@ _FRAMING_FIELDS = frozenset(("content-length", "transfer-encoding", "connection"
 _UNTIL_CLOSE = "until-close"           # a state parser.py's loop hands to _read_trailers
 
 
-class ResponseHead(_Event):
+class ResponseHead(CodecEvent):
     """The head of the final response (or of a 101): status line, fields, body framing.
 
     ``version`` is ``"1.1"`` or ``"1.0"``; ``headers`` every field in order,

@@ -35,6 +35,7 @@ from codecs import getincrementaldecoder
 from typing import Any, List, Optional
 
 from ..errors import FramingError
+from ..framing.base import CodecEvent
 
 OP_CONTINUATION, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
@@ -78,22 +79,7 @@ class WebSocketError(FramingError):
         self.events: List[Any] = []
 
 
-class _Event:
-    """Equality and repr from ``__slots__``, so tests and logs can compare events whole."""
-
-    __slots__ = ()
-
-    def __eq__(self, other: Any) -> Any:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
-
-    def __repr__(self) -> str:
-        return "%s(%s)" % (type(self).__name__, ", ".join(
-            "%r" % (getattr(self, name),) for name in self.__slots__))
-
-
-class Message(_Event):
+class Message(CodecEvent):
     """A whole data message: ``str`` when ``is_text``, else ``bytes``."""
 
     __slots__ = ("data", "is_text")
@@ -102,7 +88,7 @@ class Message(_Event):
         self.data, self.is_text = data, is_text
 
 
-class _Control(_Event):
+class _Control(CodecEvent):
     __slots__ = ("payload",)
 
     def __init__(self, payload: bytes) -> None:
@@ -121,7 +107,7 @@ class Pong(_Control):
     __slots__ = ()
 
 
-class Close(_Event):
+class Close(CodecEvent):
     """The peer's Close: ``code`` is None when the frame had no body, ``reason`` is text."""
 
     __slots__ = ("code", "reason")
