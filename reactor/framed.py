@@ -222,6 +222,11 @@ class FramedProtocol(Protocol):
                 % (self._frame_timeout, self.framer.buffered)), flush=False)
 
     def _framing_failed(self, exc: FramingError) -> None:
+        events = getattr(exc, "events", None)       # whole before the bad bytes: deliver them
+        if events and not self.transport.is_closing():
+            exc.events = []
+            self.frames_in += len(events)
+            self.frames_received(events)
         try:
             self.framing_error(exc)
         finally:

@@ -92,6 +92,7 @@ def build_web_app(service: Any) -> Router:
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>reactor chat</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <style>
 body { font: 15px/1.4 system-ui, sans-serif; margin: 0; display: flex; height: 100vh; }
 main { flex: 1; display: flex; flex-direction: column; }
@@ -116,7 +117,7 @@ const who = document.getElementById("who"), room = document.getElementById("room
 const status = document.getElementById("status");
 const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://")
                          + location.host + "/ws");
-let named = false;
+let named = false, quietWho = 0;   // /who asked by the page itself: update the list only
 function show(text) {
   const item = document.createElement("div");
   item.textContent = text;
@@ -137,11 +138,11 @@ ws.onopen = () => { status.textContent = "connected"; };
 ws.onclose = () => { status.textContent = "disconnected"; line.disabled = true; };
 ws.onmessage = event => {
   const text = String(event.data);
-  if (listWho(text) && !document.body.dataset.showWho) return;
+  if (listWho(text) && quietWho > 0) { quietWho -= 1; return; }
   show(text);
-  if (text.startsWith("* you are ") || / joined$| left/.test(text)) {
-    named = true; line.placeholder = "message, or /help";
-    ws.send("/who");
+  if (text.startsWith("* you are ")) { named = true; line.placeholder = "message, or /help"; }
+  if (named && (text.startsWith("* you are ") || /^\\* \\S+ (joined|left|was disconnected)/.test(text))) {
+    quietWho += 1; ws.send("/who");
   }
 };
 document.getElementById("form").onsubmit = event => {
