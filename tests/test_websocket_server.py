@@ -367,3 +367,30 @@ def test_broadcast_to_500_with_one_stuck_reader_cuts_only_that_one(net):
         for client in clients:
             client.close()
         server.close()
+
+
+def test_a_client_that_does_not_read_pauses_the_sender_and_resumes_it(net, serve):
+    """Sending to a peer that does not read calls pause_writing; reading calls resume_writing."""
+    calls = []
+
+    class Flood(WebSocketProtocol):
+        def message_received(self, data, is_text):
+            while not calls or calls[-1] != "pause":
+                self.send(b"z" * 65536)
+
+        def pause_writing(self):
+            calls.append("pause")
+
+        def resume_writing(self):
+            calls.append("resume")
+    app = Router()
+    app.websocket("/ws")(Flood)
+    client = serve.connect(serve(app))
+    client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    client.handshake()
+    client.send(encode_message("go", mask=True))
+    run_until(net, lambda: calls == ["pause"])
+    for _ in range(20):
+        net.run_once(PASS_WAIT_SECONDS)
+    assert calls == ["pause"]
+    run_until(net, lambda: client.drain() or calls == ["pause", "resume"], timeout=10)
