@@ -12,6 +12,7 @@ SUITES = {
     "tls": ("benchmarks.tls", "TLS echo and handshakes/s: reactor vs asyncio's TLS"),
     "udp": ("benchmarks.udp", "UDP echo: reactor vs asyncio DatagramProtocol vs a bare loop"),
     "http": ("benchmarks.web", "HTTP keep-alive: reactor vs http.server, aiohttp, uvicorn"),
+    "websocket": ("benchmarks.websocket", "WebSocket echo and broadcast vs websockets, aiohttp"),
     "resp": ("benchmarks.resp", "kv vs redis-server under redis-benchmark; RSS with 1M keys"),
     "attacks": ("benchmarks.attacks", "the attack report's hostile clients against a live server "
                 "(--tree DIR to run them against another checkout)"),

@@ -106,3 +106,78 @@ def release_loadgen(client):
         client.wait()
     client.stdout.close()
 
+
+def run_held(command, server_cpu, name):
+    """Run ``command``, a load generator, with LOADGEN_HOLD set: it prints "measuring" when
+    its window opens, then one JSON line, then holds its connections until its stdin closes.
+    Return that JSON and how much ``server_cpu()`` (seconds) grew between the two lines."""
+    client = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, LOADGEN_HOLD="1"))
+    try:
+        opened = client.stdout.readline()
+        cpu_before = server_cpu()
+        output = client.stdout.readline()
+        cpu_after = server_cpu()
+    finally:
+        release_loadgen(client)
+    if opened.strip() != "measuring" or not output:
+        raise RuntimeError("%s stopped early (exit %s)" % (name, client.returncode))
+    return json.loads(output), cpu_after - cpu_before
+
+
+def round_robin(runs, status, repeat, measure, fatal=()):
+    """Run each (scenario, model) job of ``runs`` once a round, ``repeat`` rounds, in turn.
+
+    ``runs`` maps each job to the list its runs are appended to (None for a
+    failed one); ``measure(scenario, model)`` returns (run, a line to print).
+    An exception is reported, not raised, so the rest still run. A job in
+    ``status`` is not run; a failure goes into ``status`` (and is not
+    retried) when it is one of ``fatal`` or the job's first.
+    """
+    width = max([len(scenario) for scenario, _ in runs] or [0])
+    for round_number in range(repeat):
+        for (scenario, model), done in runs.items():
+            if (scenario, model) in status:
+                done.append(None)
+                continue
+            try:
+                run, line = measure(scenario, model)
+            except Exception as exc:
+                run, line = None, "failed: %s" % (str(exc) or type(exc).__name__)
+                if isinstance(exc, fatal) or not any(done):
+                    status[scenario, model] = line
+            done.append(run)
+            print("  round %d  %-*s %-18s %s" % (round_number + 1, width, scenario, model, line),
+                  flush=True)
+
+
+def medians_or_why(runs, status, job, notes):
+    """(the median of each figure over ``runs[job]``'s runs that worked, None), or, when
+    none did, (None, why): its ``status``, "failed (below)" with the failure added to
+    ``notes``, or "not run"."""
+    good = [run for run in runs.get(job, ()) if run]
+    if good:
+        return {key: statistics.median(run[key] for run in good) for key in good[0]}, None
+    why = status.get(job, "not run")
+    if why.startswith("failed"):
+        notes.append("%s %s" % (job[1], why))
+        why = "failed (below)"
+    return None, why
+
+
+def scenario_results(scenario, models, medians, runs, status):
+    """The JSON results of one scenario: each model's medians, status and runs."""
+    return [dict(medians.get(model, {}), scenario=scenario, model=model,
+                 status=status.get((scenario, model), "ok"), runs=runs.get((scenario, model), []))
+            for model in models]
+
+
+def read_until(sock, marker):
+    """Receive from ``sock`` until ``marker`` has come; return all that came."""
+    received = b""
+    while marker not in received:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise RuntimeError("the server closed the connection before %r" % marker)
+        received += chunk
+    return received

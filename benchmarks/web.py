@@ -30,7 +30,6 @@ and aiohttp, as the echo suite measures idle connections.
 
 import contextlib
 import http.client
-import json
 import os
 import re
 import resource
@@ -43,7 +42,8 @@ import sys
 import tempfile
 import time
 
-from .common import compile_tool, print_table, release_loadgen, write_json
+from .common import (compile_tool, medians_or_why, print_table, read_until, round_robin,
+                     run_held, scenario_results, write_json)
 from .echo import fd_limit_problem, free_port, process_cpu_seconds
 from .http_servers import BODY, MODELS, NO_STATIC, available
 from .resp import pinned, stop
@@ -62,10 +62,11 @@ class StartFailed(Exception):
 
 
 @contextlib.contextmanager
-def serving(model, root=None, idle=False):
-    """Run ``model``'s server on core 0 until the block ends; yield (process, port)."""
+def serving(model, root=None, idle=False, module="benchmarks.http_servers"):
+    """Run ``model``'s server (``python -m module model port``) on core 0 until the block
+    ends; yield (process, port)."""
     port = free_port()
-    command = [sys.executable, "-m", "benchmarks.http_servers", model, str(port)]
+    command = [sys.executable, "-m", module, model, str(port)]
     command += (["--root", root] if root else []) + (["--measure-idle"] if idle else [])
     with tempfile.TemporaryFile(mode="w+") as log:
         process = subprocess.Popen(pinned(0, command), cwd=ROOT, stdin=subprocess.DEVNULL,
@@ -145,21 +146,9 @@ def run_wrk(server, port, path, warmup, duration):
 
 def run_loadgen(binary, server, port, path, warmup, duration):
     """httploadgen.c with LOADGEN_HOLD: server CPU is read at its "measuring" and JSON lines."""
-    client = subprocess.Popen(
-        pinned(1, [binary, "127.0.0.1", str(port), str(CONNECTIONS), path, str(warmup),
-                   str(duration)]),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        env=dict(os.environ, LOADGEN_HOLD="1"))
-    try:
-        opened = client.stdout.readline()
-        cpu_before = process_cpu_seconds(server.pid)
-        output = client.stdout.readline()
-        cpu_after = process_cpu_seconds(server.pid)
-    finally:
-        release_loadgen(client)
-    if opened.strip() != "measuring" or not output:
-        raise RuntimeError("httploadgen stopped early (exit %s)" % client.returncode)
-    return json.loads(output), cpu_after - cpu_before
+    return run_held(pinned(1, [binary, "127.0.0.1", str(port), str(CONNECTIONS), path,
+                               str(warmup), str(duration)]),
+                    lambda: process_cpu_seconds(server.pid), "httploadgen")
 
 
 def one_run(model, path, root, loadgen, warmup, duration):
@@ -179,11 +168,10 @@ def one_run(model, path, root, loadgen, warmup, duration):
                 loadgen_busy=result["cpu_seconds"] / result["seconds"], errors=result["errors"])
 
 
-def paired(numerator, denominator):
-    """Median over rounds of req/s in ``numerator`` / ``denominator`` (two lists of runs,
-    one per round, None where it failed), over the rounds where both ran."""
-    ratios = [a["requests_per_second"] / b["requests_per_second"]
-              for a, b in zip(numerator, denominator) if a and b]
+def paired(numerator, denominator, key="requests_per_second"):
+    """Median over rounds of ``key`` (req/s) in ``numerator`` / ``denominator`` (two lists
+    of runs, one per round, None where it failed), over the rounds where both ran."""
+    ratios = [a[key] / b[key] for a, b in zip(numerator, denominator) if a and b]
     return statistics.median(ratios) if ratios else None
 
 
@@ -191,15 +179,10 @@ def scenario_table(label, models, runs, status):
     """Print one scenario's table; return the medians of each model that ran."""
     rows, medians, notes = [], {}, []
     for model in models:
-        good = [run for run in runs.get((label, model), ()) if run]
-        if not good:
-            why = status.get((label, model), "not run")
-            if why.startswith("failed"):
-                notes.append("%s %s" % (model, why))
-                why = "failed (below)"
+        cell, why = medians_or_why(runs, status, (label, model), notes)
+        if cell is None:
             rows.append([model, why, "", "", "", "", ""])
             continue
-        cell = {key: statistics.median(run[key] for run in good) for key in good[0]}
         medians[model] = cell
         ratio = paired(runs.get((label, "reactor"), ()), runs[label, model])
         rows.append([model, "%.0f" % cell["requests_per_second"],
@@ -220,34 +203,83 @@ def scenario_table(label, models, runs, status):
     return medians
 
 
-def idle_heap(model, count):
-    """Python heap bytes per idle keep-alive connection, each having had one response."""
+def keepalive_batch(port, size, clients):
+    """Open ``size`` keep-alive connections (added to ``clients``), each having had one
+    response."""
     request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    with serving(model, idle=True) as (server, port):
+    batch = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(size)]
+    clients += batch
+    for sock in batch:
+        sock.sendall(request)
+    for sock in batch:
+        read_until(sock, BODY)
+
+
+def idle_heap(model, count, open_batch=keepalive_batch, module="benchmarks.http_servers",
+              check_server=lambda port: check(port, "/")):
+    """Python heap bytes per idle connection of ``model`` (``python -m module``), as
+    ``open_batch(port, size, clients)`` opens them (default: HTTP keep-alive connections,
+    each having had one response), after ``check_server(port)``."""
+    with serving(model, idle=True, module=module) as (server, port):
         def heap():
             server.send_signal(signal.SIGUSR1)
             return int(server.stdout.readline().split()[1])
-        check(port, "/")
+        check_server(port)
         before = heap()
         clients = []
         try:
             while len(clients) < count:
-                batch = [socket.create_connection(("127.0.0.1", port), timeout=10)
-                         for _ in range(min(500, count - len(clients)))]
-                for sock in batch:
-                    sock.sendall(request)
-                for sock in batch:
-                    answer = b""
-                    while BODY not in answer:
-                        chunk = sock.recv(4096)
-                        if not chunk:
-                            raise RuntimeError("%s closed an idle connection" % model)
-                        answer += chunk
-                clients += batch
+                open_batch(port, min(500, count - len(clients)), clients)
             return (heap() - before) / count
         finally:
             for sock in clients:
                 sock.close()
+
+
+def idle_heap_table(what, models, count, results, **options):
+    """Print the heap per idle ``what`` of each of ``models`` (``idle_heap`` with
+    ``options``), add them to ``results`` and return them ({model: bytes})."""
+    heap_rows, heap = [], {}
+    problem = fd_limit_problem(count)
+    for model in models:
+        try:
+            heap[model] = value = None if problem else idle_heap(model, count, **options)
+            heap_rows.append([model, problem or "%.0f B" % value])
+        except Exception as exc:
+            heap_rows.append([model, "failed: %s" % (str(exc) or type(exc).__name__)])
+        results.append({"scenario": "idle heap", "model": model, "connections": count,
+                        "heap_bytes_per_connection": heap.get(model), "detail": heap_rows[-1][1]})
+    print_table("Python heap per idle %s (%s connections, tracemalloc)"
+                % (what, "{:,}".format(count)), ["model", "heap per connection"], heap_rows)
+    return heap
+
+
+def heap_target(value, what, rows, results):
+    """Add the target "heap <= 4 KiB per idle ``what``" for ``value`` bytes to ``rows``
+    (of the targets table) and ``results``."""
+    rows.append(["heap <= 4 KiB per idle %s" % what,
+                 "n/a" if value is None else "%.0f B" % value, verdict(value, 4096, at_most=True)])
+    results.append({"target": rows[-1][0], "bytes": value, "verdict": rows[-1][2]})
+
+
+def ratio_targets(targets, runs, results, key="requests_per_second"):
+    """Rows of the targets table for ``targets``: (what, reactor's scenario, the other
+    (scenario, model), least ratio of ``key``); each is added to ``results`` too."""
+    rows = []
+    for text, mine, other, target in targets:
+        ratio = paired(runs.get((mine, "reactor"), ()), runs.get(other, ()), key)
+        rows.append([text, "n/a" if ratio is None else "%.2fx" % ratio, verdict(ratio, target)])
+        results.append({"target": text, "ratio": ratio, "verdict": rows[-1][2]})
+    return rows
+
+
+def print_targets(title, rows, results, json_path, suite):
+    """Print the targets table; write ``results`` to ``json_path`` when given; return 0."""
+    print_table(title, ["target", "measured", "verdict"], rows,
+                ["n/a: a model it needs was skipped or failed (see the tables above)"])
+    if json_path:
+        write_json(json_path, suite, results)
+    return 0
 
 
 def verdict(value, target, at_most=False):
@@ -290,41 +322,18 @@ def main(args, extra):
     with tempfile.TemporaryDirectory() as root:
         with open(os.path.join(root, "hello.txt"), "wb") as handle:
             handle.write(BODY)
-        for round_number in range(repeat):
-            for (label, model), done in runs.items():
-                if (label, model) in status:          # failed to start: not retried
-                    done.append(None)
-                    continue
-                try:
-                    run = one_run(model, dict(SCENARIOS)[label], root, loadgen, warmup, duration)
-                    line = "%9.0f req/s  %6.1f us/req" % (run["requests_per_second"],
-                                                          run["server_cpu_us_per_request"])
-                except Exception as exc:              # reported, not raised: the rest still run
-                    run, line = None, "failed: %s" % (str(exc) or type(exc).__name__)
-                    if isinstance(exc, StartFailed) or not any(done):
-                        status[label, model] = line
-                done.append(run)
-                print("  round %d  %-12s %-18s %s" % (round_number + 1, label, model, line),
-                      flush=True)
+
+        def measure(label, model):
+            run = one_run(model, dict(SCENARIOS)[label], root, loadgen, warmup, duration)
+            return run, "%9.0f req/s  %6.1f us/req" % (run["requests_per_second"],
+                                                        run["server_cpu_us_per_request"])
+        round_robin(runs, status, repeat, measure, StartFailed)
     results = []
     for label, _ in SCENARIOS:
         medians = scenario_table(label, MODELS, runs, status)
-        for model in MODELS:
-            results.append(dict(medians.get(model, {}), scenario=label, model=model,
-                                status=status.get((label, model), "ok"),
-                                runs=runs.get((label, model), [])))
-    heap_rows, heap = [], {}
-    problem = fd_limit_problem(idle_count)
-    for model in [m for m in IDLE_MODELS if m in models]:
-        try:
-            heap[model] = value = None if problem else idle_heap(model, idle_count)
-            heap_rows.append([model, problem or "%.0f B" % value])
-        except Exception as exc:
-            heap_rows.append([model, "failed: %s" % (str(exc) or type(exc).__name__)])
-        results.append({"scenario": "idle heap", "model": model, "connections": idle_count,
-                        "heap_bytes_per_connection": heap.get(model), "detail": heap_rows[-1][1]})
-    print_table("Python heap per idle keep-alive connection (%s connections, tracemalloc)"
-                % "{:,}".format(idle_count), ["model", "heap per connection"], heap_rows)
+        results += scenario_results(label, MODELS, medians, runs, status)
+    heap = idle_heap_table("keep-alive connection", [m for m in IDLE_MODELS if m in models],
+                           idle_count, results)
     hello, static = SCENARIOS[0][0], SCENARIOS[1][0]
     targets = [  # (what, reactor's scenario, the other (scenario, model), ratio)
         ("hello >= 1.0x uvicorn-httptools", hello, (hello, "uvicorn-httptools"), 1.0),
@@ -334,18 +343,7 @@ def main(args, extra):
         ("hello >= 10x http.server", hello, (hello, "http.server"), 10.0),
         ("static >= 10x http.server", static, (static, "http.server"), 10.0),
     ]
-    rows = []
-    for text, mine, other, target in targets:
-        ratio = paired(runs.get((mine, "reactor"), ()), runs.get(other, ()))
-        rows.append([text, "n/a" if ratio is None else "%.2fx" % ratio, verdict(ratio, target)])
-        results.append({"target": text, "ratio": ratio, "verdict": rows[-1][2]})
-    value = heap.get("reactor")
-    rows.append(["heap <= 4 KiB per idle keep-alive connection",
-                 "n/a" if value is None else "%.0f B" % value, verdict(value, 4096, at_most=True)])
-    results.append({"target": rows[-1][0], "bytes": value, "verdict": rows[-1][2]})
-    print_table("Targets (reactor; ratios of req/s, median of each round's own ratio)",
-                ["target", "measured", "verdict"], rows,
-                ["n/a: a model it needs was skipped or failed (see the tables above)"])
-    if args.json:
-        write_json(args.json, "http", results)
-    return 0
+    rows = ratio_targets(targets, runs, results)
+    heap_target(heap.get("reactor"), "keep-alive connection", rows, results)
+    return print_targets("Targets (reactor; ratios of req/s, median of each round's own ratio)",
+                         rows, results, args.json, "http")

@@ -308,6 +308,11 @@ class HTTPServerProtocol(Deadlines, FramedProtocol):
         self.transport.write(head)
         self.transport.set_protocol(protocol)
         protocol.connection_made(self.transport)
+        if self._timer is not None:       # what HTTP held per connection goes: an idle
+            self._timer.cancel()          # WebSocket costs its own state only
+            self._timer = None
+        del self.framer                   # (the class's idle prototype answers from now on)
+        self._report_held = None          # the WebSocket reports its own held input
 
     # -- answering --------------------------------------------------------------
 
