@@ -1431,3 +1431,15 @@ def test_a_header_value_that_is_not_a_str_is_a_clear_type_error():
     """Response(200, {"X": ["a", "b"]}) says values must be str, not a regex TypeError."""
     with pytest.raises(TypeError, match="must be str"):
         Response(200, {"X-Multi": ["a", "b"]})
+
+
+def test_the_servers_counters_count_requests_and_answers(http):
+    """stats() counts each parser event in and each answer out (frames_in, frames_out)."""
+    server = http.serve(hello_app())
+    client = http.connect(server)
+    client.send(request() + request())
+    assert [client.response(), client.response()] == [hello_reply(), hello_reply()]
+    client.close()
+    run_until(http.loop, lambda: len(server) == 0)
+    stats = server.stats()
+    assert (stats["frames_in"], stats["frames_out"]) == (4, 2)     # head + end, twice

@@ -396,6 +396,7 @@ class HTTPServerProtocol(Deadlines, FramedProtocol):
         if not keep_alive:
             self._close_when_done = True
         self.transport.write(head + body if body else head)
+        self.frames_out += 1                      # an answer, in the server's frame counts
         if self.options.access_log:
             self._logged = (request, response.status)
             self.body_bytes_sent = len(body)
