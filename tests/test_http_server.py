@@ -233,6 +233,14 @@ def request(method="GET", target="/", fields=(), body=b"", version="HTTP/1.1"):
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+def closes_at(loop, client, seconds):
+    """Move the fake clock: open and silent until 0.1 s before ``seconds``, closed 0.1 s after."""
+    advance(loop, loop.clock, seconds - 0.1)
+    assert client.quiet(5) == b"" and not client.closed
+    advance(loop, loop.clock, 0.2)
+    client.wait_closed(timeout=2)
+
+
 def chunked(*pieces):
     """Return ``pieces`` in chunked coding, ended."""
     return b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
@@ -1024,10 +1032,7 @@ def test_slowloris_head_is_closed_header_timeout_after_its_first_byte(fake_http)
         advance(loop, loop.clock, 1)
         client.send(bytes([next(drip)]))
         client.pump(3)
-    advance(loop, loop.clock, 0.9)
-    assert client.quiet(5) == b"" and not client.closed
-    advance(loop, loop.clock, 0.2)                   # 10.1 s after the first byte
-    client.wait_closed()
+    closes_at(loop, client, 1)                   # 10 s after the first byte
     assert client.received == b""
     assert server.stats()["rejected_timeout"] == 1
 
@@ -1037,10 +1042,7 @@ def test_silent_connection_is_closed_at_header_timeout(fake_http):
     loop = fake_http.loop
     server = fake_http.serve(hello_app(), header_timeout=10)
     client = connected(fake_http, server)
-    advance(loop, loop.clock, 9.9)
-    assert client.quiet(5) == b"" and not client.closed
-    advance(loop, loop.clock, 0.2)
-    client.wait_closed()
+    closes_at(loop, client, 10)
     assert client.received == b""
     assert server.stats()["rejected_timeout"] == 1
 
@@ -1056,10 +1058,7 @@ def test_idle_keep_alive_is_closed_keepalive_timeout_after_the_last_answer(fake_
     assert client.quiet(5) == b"" and not client.closed
     client.send(request())                           # the second answer moves the deadline
     assert client.response() == hello_reply()
-    advance(loop, loop.clock, 4.9)
-    assert client.quiet(5) == b"" and not client.closed
-    advance(loop, loop.clock, 0.2)
-    client.wait_closed()
+    closes_at(loop, client, 5)
     assert client.received == b""
 
 
@@ -1073,10 +1072,7 @@ def test_stalled_body_is_closed_at_body_timeout(fake_http):
     advance(loop, loop.clock, 29)
     client.send(b"d")
     client.pump(3)
-    advance(loop, loop.clock, 29.9)
-    assert client.quiet(5) == b"" and not client.closed
-    advance(loop, loop.clock, 0.2)
-    client.wait_closed()
+    closes_at(loop, client, 30)
     assert client.received == b""
     assert server.stats()["rejected_timeout"] == 1
 
@@ -1088,10 +1084,7 @@ def test_stalled_chunked_body_is_closed_at_body_timeout(fake_http):
     client = connected(fake_http, server)
     client.send(request("POST", "/echo", [("Transfer-Encoding", "chunked")], b"3\r\nabc\r\n1"))
     client.pump(3)
-    advance(loop, loop.clock, 29.9)
-    assert client.quiet(5) == b"" and not client.closed
-    advance(loop, loop.clock, 0.2)
-    client.wait_closed(timeout=1)
+    closes_at(loop, client, 30)
     assert client.received == b""
 
 
@@ -1105,10 +1098,7 @@ def test_partial_head_after_a_chunked_body_gets_header_timeout(fake_http):
     client.send(b"0\r\n\r\nGET / HT")
     assert client.response() == Reply(200, "OK", head(("Content-Length", "14")),
                                       b"POST /echo abc")
-    advance(loop, loop.clock, 9.9)
-    assert client.quiet(5) == b"" and not client.closed
-    advance(loop, loop.clock, 0.2)
-    client.wait_closed(timeout=1)
+    closes_at(loop, client, 10)
     assert server.stats()["rejected_timeout"] == 1
 
 
