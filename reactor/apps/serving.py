@@ -165,7 +165,8 @@ def check_server_options(args: Any) -> None:
 def serve(args: Any, protocol_factory: Any, base_limits: Limits = DEFAULT_LIMITS,
           setup: Optional[Callable[[Any], Any]] = None,
           listening: Optional[Callable[[Any], None]] = None,
-          companions: Optional[Callable[[Any], List[Any]]] = None) -> int:
+          companions: Optional[Callable[[Any], List[Any]]] = None,
+          on_stop: Optional[Callable[[], None]] = None) -> int:
     """Listen as ``args`` say, log where, run until a signal, then shut down.
 
     ``base_limits`` is the subcommand's own ``Limits``; the protection
@@ -208,6 +209,8 @@ def serve(args: Any, protocol_factory: Any, base_limits: Limits = DEFAULT_LIMITS
                     len(server), args.grace)
         for other in others:
             other.shutdown(args.grace)
+        if on_stop is not None:
+            on_stop()
         server.shutdown(args.grace, on_done=loop.stop)
         loop.run()                       # a second signal ends the grace at once
         for transport in server.connections() + [t for o in others for t in o.connections()]:
