@@ -209,12 +209,12 @@ def serve(args: Any, protocol_factory: Any, base_limits: Limits = DEFAULT_LIMITS
                     len(server), args.grace)
         for other in others:
             other.shutdown(args.grace)
-        if on_stop is not None:
-            on_stop()
         server.shutdown(args.grace, on_done=loop.stop)
         loop.run()                       # a second signal ends the grace at once
         for transport in server.connections() + [t for o in others for t in o.connections()]:
             transport.abort()
+        if on_stop is not None:
+            on_stop()
         loop.run_once()
         logger.info("stopped: %s", format_stats(server.stats()))
     finally:
