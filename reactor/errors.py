@@ -28,6 +28,10 @@ class NoRunningLoopError(ReactorError, RuntimeError):
     """``get_running_loop()`` was called outside a loop callback (no loop runs on this thread)."""
 
 
+class LoopForkedError(ReactorError, RuntimeError):
+    """A loop was used in the child of ``fork()``; it belongs to the parent (``forks.py``)."""
+
+
 class WrongThreadError(ReactorError, RuntimeError):
     """A loop method that is not thread-safe was called from another thread (debug mode).
 

@@ -23,7 +23,7 @@ Around the loop, each in its own module: waiting for I/O, epoll directly on
 Linux or any ``selectors`` selector (``poller.py``); waking from threads and
 signals, and which thread owns the loop (``wakeup.py``); registrations, and
 fds closed behind the loop's back (``watchers.py``); debug mode's timed
-twins of steps 2 and 3 (``debug.py``).
+twins of steps 2 and 3 (``debug.py``); a loop in a fork()ed child (``forks.py``).
 
 Time: this module reads the clock; everything else is handed ``now``, with
 two documented exceptions that borrow its clock function (see ``clock.py``).
@@ -40,6 +40,7 @@ from typing import Any, Callable, Deque, Dict, Optional
 
 from .clock import monotonic
 from .errors import LoopClosedError, LoopRunningError
+from .forks import forked_error, track
 from .timers import (Handle, Periodic, Timer, callback_name, check_callable, check_deadline,
                      check_delay, check_interval)
 from .debug import dispatch_timed, report, run_ready_timed, watcher_failed
@@ -107,25 +108,24 @@ class EventLoop:
             debug = os.environ.get("REACTOR_DEBUG", "") not in ("", "0")
         self._debug = bool(debug)
         # True when the cheap calls (call_soon, call_later) must take the slow
-        # road to check something: the loop is closed, or debug mode watches
-        # threads. One flag keeps their common case to a single test.
+        # road to check something: the loop is closed or was inherited through
+        # fork(), or debug mode watches threads. One flag, one test.
         self._strict = self._debug
         self.slow_callback_seconds = slow_callback_seconds
         self._exception_handler: Optional[Callable[["EventLoop", Dict[str, Any]], None]] = None
-        self._iterations = 0
-        self._events_dispatched = 0
-        self._timers_fired = 0
+        self._iterations = self._events_dispatched = self._timers_fired = 0
         self._thread_id: Optional[int] = None
         # Transports call _watch/_rewatch/_unwatch on the loop: the Watchers'
         # bound methods, so the seam costs no extra frame.
-        self._watchers = Watchers(self._poller, self)
-        self._watch = self._watchers.watch
-        self._rewatch = self._watchers.rewatch
-        self._unwatch = self._watchers.unwatch
+        watchers = self._watchers = Watchers(self._poller, self)
+        self._watch, self._rewatch, self._unwatch = (watchers.watch, watchers.rewatch,
+                                                     watchers.unwatch)
         self._wakeup = Wakeup(self._ready)
         self._watchers.add_callback(self._wakeup.reader, EVENT_READ,
                                     Handle(self._wakeup.drain, ()))
         self._timers.expire(now, self._ready)    # align a fresh backend with our clock
+        self._forked_from: Optional[int] = None   # the parent's pid, in a fork()ed child
+        track(self)                              # forks.py disarms us in a child
 
     # -- time and callbacks -------------------------------------------------
 
@@ -311,6 +311,7 @@ class EventLoop:
 
         Pending callbacks and timers are dropped. Fds added by the user or
         owned by transports are forgotten, not closed (the loop does not own them).
+        In a fork()ed child, only the child's copies are released (``forks.py``).
         """
         if self._state is _RUNNING:
             raise LoopRunningError("close() called on a running loop; call stop() first")
@@ -324,14 +325,10 @@ class EventLoop:
 
     def stats(self) -> Dict[str, int]:
         """Return counters: loop passes, I/O events dispatched, timers fired, pending work."""
-        return {
-            "iterations": self._iterations,
-            "events": self._events_dispatched,
-            "timers_fired": self._timers_fired,
-            "timers_pending": len(self._timers),
-            "ready": len(self._ready),
-            "fds": len(self._poller.watchers) if self._state is not _CLOSED else 0,
-        }
+        return {"iterations": self._iterations, "events": self._events_dispatched,
+                "timers_fired": self._timers_fired, "timers_pending": len(self._timers),
+                "ready": len(self._ready),
+                "fds": len(self._poller.watchers) if self._state is not _CLOSED else 0}
 
     def get_debug(self) -> bool:
         """Tell whether debug mode (slow-callback log, thread checks) is on."""
@@ -340,7 +337,7 @@ class EventLoop:
     def set_debug(self, enabled: bool) -> None:
         """Turn debug mode on or off."""
         self._debug = bool(enabled)
-        self._strict = self._debug or self._state is _CLOSED
+        self._strict = self._debug or self._state is _CLOSED or self._forked_from is not None
 
     # -- one pass (the loop itself) ---------------------------------------------
 
@@ -445,9 +442,11 @@ class EventLoop:
         release_thread()
 
     def _check_usable(self, what: str) -> None:
-        """Raise if the loop is closed or, in debug mode, if called from a foreign thread."""
+        """Raise if the loop is closed, inherited through fork(), or (debug) on a foreign thread."""
         if self._state is _CLOSED:
             raise LoopClosedError("%s() on a closed loop; create a new loop" % what)
+        if self._forked_from is not None:
+            raise forked_error(what, self._forked_from)
         self._check_thread(what)
 
     def _check_thread(self, what: str) -> None:

@@ -24,7 +24,7 @@ LAYERS = {
     "timers": 1, "wheel": 1, "protocols": 1, "framed": 1, "dispatch": 1, "resp.protocol": 1,
     "http.bodies": 1, "http.server": 1, "http.deadlines": 1,
     "websocket.protocol": 1, "websocket.server": 1,
-    "loop": 2, "poller": 2, "wakeup": 2, "watchers": 2, "debug": 2,
+    "loop": 2, "poller": 2, "wakeup": 2, "watchers": 2, "debug": 2, "forks": 2,
     "transports": 3, "streams": 3, "slow_consumers": 3, "datagrams": 3, "sockets": 3, "accept": 3,
     "reflection": 3,
     "protect.shaper": 3,
