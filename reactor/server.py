@@ -23,9 +23,25 @@ protections' ``AbuseLog``: at most one line per reason per interval plus a
 summary, so an attack cannot flood the log. An exception from a protocol
 callback is counted under ``callback_errors``.
 
-Shutdown: ``close()`` stops listening and leaves connections alone;
-``shutdown(grace)`` also asks each connection to ``close()`` (flush, then
-close) and aborts whatever is still open after ``grace`` seconds.
+Shutdown: ``close()`` stops listening and leaves connections alone.
+``shutdown(grace)`` *drains*, as nginx and HAProxy do: it stops accepting,
+then goes on serving every open connection, reads and writes both, until
+its peer closes or ``grace`` seconds have passed; only then is what is left
+closed, with a logged reason. A long-lived connection keeps working through
+a graceful reload (``workers.py``)::
+
+    shutdown(grace)   stop accepting; tell each protocol with shutdown_requested()
+      ... serve on: connections end when their peers (or protocols) close them
+    grace over        close what is left at the top of its stack, logged
+                      (queued bytes flushed, TLS close_notify sent)
+    + CLOSE_LINGER_SECONDS   abort what has still not closed (a peer that never reads)
+    no connection left       on_done()
+
+Discussion: flushing and closing everything at once is quicker, and cuts
+every chat session and WebSocket that a reload should have carried over.
+A protocol that can finish sooner says so in ``shutdown_requested()``:
+HTTP closes idle keep-alive connections and finishes the answer under way;
+WebSocket sends Close 1001; chat tells its members the server is restarting.
 """
 
 import logging
@@ -49,6 +65,9 @@ except ImportError:          # a vendored copy without reactor/protect/: plain s
 
 logger = logging.getLogger("reactor")
 
+#: Every reason a server may refuse or close a connection, in display order.
+#: After the grace, how long a closing connection may take to flush before it is aborted.
+CLOSE_LINGER_SECONDS = 0.5
 #: Every reason a server may refuse or close a connection, in display order.
 REJECTION_REASONS = ("filter", "max_connections", "per_ip", "out_of_fds", "tls_handshake",
                      "tls", "auth", "timeout", "framing", "input_budget", "rate",
@@ -84,7 +103,7 @@ class Server:
         self._connections: Dict[StreamTransport, Tuple[Any, Any, Any]] = {}
         self._counters: Dict[str, int] = {
             "accepted": 0, "peak_connections": 0, "out_of_fds_episodes": 0,
-            "aborted_at_shutdown": 0, "callback_errors": 0,
+            "closed_at_grace": 0, "aborted_at_shutdown": 0, "callback_errors": 0,
             # traffic of connections already closed (stats() adds the open ones')
             "bytes_in": 0, "bytes_out": 0, "frames_in": 0, "frames_out": 0,
             "rate_pauses": 0,
@@ -105,6 +124,7 @@ class Server:
         self.input_budget = (InputBudget(limits.max_buffered_input_bytes)
                              if limits.max_buffered_input_bytes else None)
         self._closed = False
+        self._draining = False
         self._shutdown_timer: Any = None
         self._on_shutdown: Optional[Callable[[], None]] = None
         self._acceptor = Acceptor(loop, self.sockets, limits, self._start_connection,
@@ -169,25 +189,27 @@ class Server:
 
     def shutdown(self, grace_seconds: float = 5.0,
                  on_done: Optional[Callable[[], None]] = None) -> None:
-        """Stop accepting, close every connection gracefully, abort the rest after the grace.
+        """Stop accepting and drain: serve open connections until they close or the grace ends.
 
-        Each connection is closed at the top of its stack, as its
-        application would close it: queued bytes are flushed, and a TLS
-        connection sends close_notify. An application protocol with a
-        ``shutdown_requested()`` method is told instead, and closes when it
-        has finished what it was doing (HTTP: the answer under way).
+        An application protocol with a ``shutdown_requested()`` method is
+        told at once, and may finish sooner in its own way; the others are
+        left alone. When ``grace_seconds`` have passed, each connection
+        still open is closed at the top of its stack, as its application
+        would close it (queued bytes flushed, TLS close_notify), counted in
+        ``closed_at_grace`` and logged; one still open
+        ``CLOSE_LINGER_SECONDS`` later is aborted (``aborted_at_shutdown``).
         ``on_done()`` runs (as a loop callback) once no connection is left.
         """
         self.close()
+        self._draining = True
         self._on_shutdown = on_done
         for top, app, _ in list(self._connections.values()):
             finish = getattr(app, "shutdown_requested", None)
-            if finish is None:
-                top.close()
-            else:
+            if finish is not None:
                 top.run_protected(finish)
         if self._connections:
-            self._shutdown_timer = self._loop.call_later(grace_seconds, self._abort_remaining)
+            self._shutdown_timer = self._loop.call_later(grace_seconds, self._grace_over,
+                                                         grace_seconds)
         else:
             self._finish_shutdown()
 
@@ -203,7 +225,7 @@ class Server:
             _add_traffic(self._counters, transport, app)
             if self._admission is not None:
                 self._admission.closed(client)
-        if not self._connections and self._on_shutdown is not None:
+        if not self._connections and self._draining:
             self._finish_shutdown()
 
     def callback_failed(self, transport: Any, exc: BaseException) -> None:
@@ -287,6 +309,16 @@ class Server:
         if due is not None and not self._closed:
             self._abuse_timer = self._loop.call_at(due, self._flush_abuse)
 
+    def _grace_over(self, grace_seconds: float) -> None:
+        remaining = self.connections()
+        logger.info("grace of %g s over: closing %d connection(s) still open",
+                    grace_seconds, len(remaining))
+        self._counters["closed_at_grace"] += len(remaining)
+        for top in remaining:
+            top.close()
+        self._shutdown_timer = (self._loop.call_later(CLOSE_LINGER_SECONDS, self._abort_remaining)
+                                if self._connections else None)
+
     def _abort_remaining(self) -> None:
         self._shutdown_timer = None
         for top in self.connections():
@@ -294,6 +326,7 @@ class Server:
             top.abort()
 
     def _finish_shutdown(self) -> None:
+        self._draining = False
         if self._shutdown_timer is not None:
             self._shutdown_timer.cancel()
             self._shutdown_timer = None

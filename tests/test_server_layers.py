@@ -89,14 +89,15 @@ def test_connections_returns_what_the_application_writes_to(loop, stack):
 
 @pytest.mark.parametrize("stack", sorted(STACKS))
 def test_shutdown_closes_each_connection_gracefully(loop, stack):
-    """server.shutdown() closes the top of each stack: the client sees a clean end,
-    over TLS with close_notify (connection_lost(None), not SSLEOFError)."""
+    """When the grace ends, server.shutdown() closes the top of each stack: the client sees a
+    clean end, over TLS with close_notify (connection_lost(None), not SSLEOFError)."""
     server, connector = serve_and_connect(loop, stack)
     done = []
-    server.shutdown(grace_seconds=5, on_done=lambda: done.append(True))
+    server.shutdown(grace_seconds=0.3, on_done=lambda: done.append(True))
     run_until(loop, lambda: done and connector.protocol.events[-1][0] == "lost")
     assert connector.protocol.events[-1] == ("lost", None)
     assert ("eof",) in connector.protocol.events
+    assert server.stats()["closed_at_grace"] == 1
     assert server.stats()["aborted_at_shutdown"] == 0
 
 

@@ -489,15 +489,24 @@ class TransportContract:
         tops[0].write(b"from the server")
         run_until(net.loop, lambda: pair.client_app.received() == b"from the server")
 
-    def test_shutdown_ends_every_client_cleanly(self, net):
-        """server.shutdown(grace_seconds=2) ends every client with EOF and connection_lost(None)."""
+    def test_shutdown_drains_then_ends_every_client_cleanly(self, net):
+        """server.shutdown(grace) serves open connections both ways until the grace ends (a
+        client may leave sooner); then each one left sees EOF and connection_lost(None)."""
         pairs = [net.pair() for _ in range(3)]
         done = []
-        net.server.shutdown(grace_seconds=2, on_done=lambda: done.append(True))
+        net.server.shutdown(grace_seconds=0.5, on_done=lambda: done.append(True))
+        pairs[0].client_app.transport.write(b"during the drain")
+        run_until(net.loop, lambda: pairs[0].server_app.received() == b"during the drain")
+        pairs[0].server_app.transport.write(b"answered")
+        run_until(net.loop, lambda: pairs[0].client_app.received() == b"answered")
+        pairs[1].client_app.transport.close()
+        run_until(net.loop, lambda: pairs[1].server_app.lost())
+        assert not done and not pairs[2].client_app.lost()
         run_until(net.loop, lambda: done and all(pair.client_app.lost() for pair in pairs))
-        for pair in pairs:
-            assert pair.client_app.history() == [("made",), ("eof",), ("lost", None)]
-            assert pair.server_app.history() == [("made",), ("lost", None)]
+        for pair in (pairs[0], pairs[2]):
+            assert pair.client_app.history()[-2:] == [("eof",), ("lost", None)]
+            assert pair.server_app.history()[-1] == ("lost", None)
+        assert net.server.stats()["closed_at_grace"] == 2
         assert net.server.stats()["aborted_at_shutdown"] == 0
 
     # (k)
