@@ -47,8 +47,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run one subcommand; return the process exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # With --workers, several processes write here: each line names its pid.
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+                        format="%(asctime)s %(name)s" + ("[%(process)d]" if getattr(
+                            args, "workers", None) else "") + " %(levelname)s %(message)s")
     run = SUBCOMMANDS[args.command][2]
     try:
         return run(args) or 0

@@ -13,7 +13,7 @@ import selectors
 import socket
 import ssl as _ssl
 import sys
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from .addresses import check_port, connect_host, format_address, listen_host
 from .client import Connector
@@ -34,7 +34,7 @@ except ImportError:          # a vendored copy without reactor/protect/: unguard
 
 ProtocolFactory = Callable[[], Any]                 # a class, or a function making a protocol
 _LISTEN_TCP_OPTIONS = ("limits", "max_connections", "backlog", "reuse_port", "ssl",
-                       "ssl_handshake_timeout", "auth")
+                       "ssl_handshake_timeout", "auth", "sockets")
 
 
 class Reactor(EventLoop):
@@ -68,7 +68,7 @@ class Reactor(EventLoop):
                    max_connections: Optional[int] = None, backlog: Optional[int] = None,
                    reuse_port: bool = False, ssl: Optional[_ssl.SSLContext] = None,
                    ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
-                   auth: Any = None) -> Server:
+                   auth: Any = None, sockets: Optional[List[socket.socket]] = None) -> Server:
         """Listen on ``host:port`` (IPv4 and/or IPv6; None or '': every interface); port 0 picks one.
 
         ``protocol_factory()`` makes one protocol per accepted connection.
@@ -78,14 +78,23 @@ class Reactor(EventLoop):
         it only after the peer authenticated. ``limits`` holds every other
         protection (timeouts, rates, per-IP caps, allow/deny lists).
         Raises ``OSError`` naming the address if it cannot bind.
+
+        ``sockets``: serve on these listening sockets instead of binding
+        ``host:port`` (a supervisor's, inherited through fork: ``workers.py``).
+        Closing the server closes our copies only; whoever made them owns
+        their address (a Unix socket file is not removed).
         """
         self._check_usable("listen_tcp")
         _check_factory(protocol_factory, "listen_tcp")
-        host = listen_host(host, "listen_tcp")
-        check_port(port, "listen_tcp")
         limits = _with(limits, max_connections=max_connections, backlog=backlog)
-        sockets = bind_tcp(host, port, limits, reuse_port)
-        return Server(self, protocol_factory, sockets, limits, tcp_nodelay=True,
+        if sockets is not None:
+            sockets = _check_listening(sockets)
+        else:
+            host = listen_host(host, "listen_tcp")
+            check_port(port, "listen_tcp")
+            sockets = bind_tcp(host, port, limits, reuse_port)
+        unix = bool(sockets) and sockets[0].family == getattr(socket, "AF_UNIX", None)
+        return Server(self, protocol_factory, sockets, limits, tcp_nodelay=not unix,
                       ssl_context=_server_ssl(ssl), ssl_handshake_timeout=ssl_handshake_timeout,
                       auth=auth)
 
@@ -355,6 +364,20 @@ def _client_auth(token: Any, psk: Any) -> Optional[dict]:
     if token is None and psk is None:
         return None
     return {"token": token, "psk": psk}
+
+
+def _check_listening(sockets: Any) -> List[socket.socket]:
+    """Return ``sockets`` as a list of listening stream sockets, made non-blocking; else raise."""
+    sockets = list(sockets)
+    for sock in sockets:
+        if not isinstance(sock, socket.socket) or sock.type != socket.SOCK_STREAM \
+                or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            raise ValueError("listen_tcp(sockets=...) takes listening stream sockets, got %r"
+                             % (sock,))
+        sock.setblocking(False)
+    if not sockets:
+        raise ValueError("listen_tcp(sockets=...) needs at least one listening socket")
+    return sockets
 
 
 def _check_factory(factory: Any, what: str) -> None:

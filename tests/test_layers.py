@@ -30,7 +30,7 @@ LAYERS = {
     "protect.shaper": 3,
     "tls": 4, "protect.guard": 4, "protect.client_auth": 4, "protect.admission": 4,
     "protect": 4, "protect.datagram_guard": 4,
-    "server": 5, "client": 5, "network": 5, "resp.client": 5, "http.client": 5, "http.pool": 5, "websocket.client": 5,
+    "server": 5, "client": 5, "network": 5, "workers": 5, "resp.client": 5, "http.client": 5, "http.pool": 5, "websocket.client": 5,
     "cli": 6, "__main__": 6, "__init__": 6,
     "apps": 6, "apps.echo": 6, "apps.chat": 6, "apps.chat_text": 6, "apps.serving": 6,
     "apps.kv": 6, "apps.kv_commands": 6, "apps.kv_session": 6, "apps.kv_store": 6,

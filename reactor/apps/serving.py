@@ -19,19 +19,25 @@ which option and why: ``serve`` raises ``SystemExit(message)``, and
 """
 
 import argparse
+import functools
 import logging
 import math
 import signal
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ..addresses import format_address
 from ..network import Reactor
 from ..policy import DEFAULT_LIMITS, Limits, Rate
 from ..protect.auth import PskAuth, TokenAuth
 from ..server import format_stats
+from ..sockets import bind_tcp, bind_unix, inode, unlink_if_ours
 from ..tls import server_context
+from ..workers import supervise
 
 logger = logging.getLogger("reactor")
+
+#: The most ``--workers`` a supervisor runs (each is a process with its own loop).
+MAX_WORKERS = 256
 
 
 def add_server_options(parser: argparse.ArgumentParser, default_port: int) -> None:
@@ -44,7 +50,11 @@ def add_server_options(parser: argparse.ArgumentParser, default_port: int) -> No
     parser.add_argument("--max-connections", type=int, metavar="N",
                         help="accept at most N open connections; more are closed at once")
     parser.add_argument("--grace", type=float, default=2.0, metavar="SECONDS",
-                        help="on shutdown, time given to connections to flush (default 2)")
+                        help="on shutdown or reload, connections are served this long before "
+                             "what is left is closed (default 2)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="run N worker processes on the port, under a supervisor that "
+                             "restarts them; SIGHUP reloads them gracefully (docs/SCALING.md)")
     parser.add_argument("--tls-cert", metavar="CERT",
                         help="serve TLS with this certificate chain (PEM)")
     parser.add_argument("--tls-key", metavar="KEY",
@@ -156,6 +166,9 @@ def check_server_options(args: Any) -> None:
     if not 0 < args.tls_handshake_timeout < math.inf:     # also refuses NaN
         raise SystemExit("--tls-handshake-timeout must be a finite number of seconds > 0, "
                          "got %g" % args.tls_handshake_timeout)
+    if args.workers is not None and not 1 <= args.workers <= MAX_WORKERS:
+        raise SystemExit("--workers must be a whole number from 1 to %d, got %d"
+                         % (MAX_WORKERS, args.workers))
     if not 0 <= args.grace < math.inf:
         raise SystemExit("--grace must be a finite number of seconds >= 0, got %g" % args.grace)
     if args.stats_interval is not None and not 0 < args.stats_interval < math.inf:
@@ -165,9 +178,10 @@ def check_server_options(args: Any) -> None:
 def serve(args: Any, protocol_factory: Any, base_limits: Limits = DEFAULT_LIMITS,
           setup: Optional[Callable[[Any], Any]] = None,
           listening: Optional[Callable[[Any], None]] = None,
-          companions: Optional[Callable[[Any], List[Any]]] = None,
-          on_stop: Optional[Callable[[], None]] = None) -> int:
-    """Listen as ``args`` say, log where, run until a signal, then shut down.
+          companions: Optional[Callable[..., List[Any]]] = None,
+          on_stop: Optional[Callable[[], None]] = None,
+          companion_ports: Sequence[int] = ()) -> int:
+    """Listen as ``args`` say, log where, run until a signal, then drain and stop.
 
     ``base_limits`` is the subcommand's own ``Limits``; the protection
     switches change it (``limits_from_args``). Raises ``SystemExit`` with
@@ -175,42 +189,91 @@ def serve(args: Any, protocol_factory: Any, base_limits: Limits = DEFAULT_LIMITS
     needs the loop (kv's keyspace and file) passes ``setup(loop)``, which
     returns the protocol factory, and may take the listening ``Server``
     from ``listening(server)``. ``companions(loop)`` starts other servers
-    on the same loop (chat's web port); they log where they listen and shut
-    down with the main one.
+    on the same loop (chat's web port, one of ``companion_ports``); they
+    log where they listen and drain with the main one. ``on_stop()`` runs
+    once after the drain, when no connection is left: the place to close
+    an app's own client links (chat's Redis), which served the draining
+    connections until then.
+
+    With ``--workers N`` this process becomes a supervisor (``workers.py``):
+    it binds here, once, then each forked worker runs the same steps on
+    its own loop, with ``companions(loop, sockets)`` given the companion
+    ports' sockets. ``setup`` runs in each worker, after its loop exists.
     """
     check_server_options(args)
+    if args.tls_cert:
+        server_context(args.tls_cert, args.tls_key)    # a bad file stops us here, not a worker
+    limits, _ = limits_from_args(args, base_limits), auth_from_args(args)
+    run_here = functools.partial(_serve_here, args, protocol_factory, limits, setup, listening,
+                                 companions, on_stop)
+    if not getattr(args, "workers", None):
+        return run_here()
+    listeners = bind_for_workers(args, limits, args.workers, companion_ports)
+    unix_inode = inode(args.unix) if args.unix else None
+    try:
+        how = "%d workers, %s" % (args.workers, "a socket each" if listeners[0] is not
+                                  listeners[-1] else "one shared socket")
+        for address in [args.unix] if args.unix else [s.getsockname()
+                                                      for s in listeners[0]["main"]]:
+            logger.info("listening on %s%s (%s)", format_address(address),
+                        " (tls)" if args.tls_cert else "", how)
+        for address in [sock.getsockname() for socks in listeners[0]["more"] for sock in socks]:
+            logger.info("also listening on %s (http)", format_address(address))
+        return supervise(lambda sockets, link: run_here(sockets, link), listeners, args.grace)
+    finally:
+        for sock in {sock for socks in listeners for group in socks.values() for sock in group}:
+            sock.close()
+        if args.unix:
+            unlink_if_ours(args.unix, unix_inode)
+
+
+def _serve_here(args: Any, protocol_factory: Any, limits: Limits, setup: Any, listening: Any,
+                companions: Any, on_stop: Any, sockets: Optional[Dict[str, Any]] = None,
+                link: Any = None) -> int:
+    """Serve in this process: alone, or as worker ``link.slot`` on ``sockets``."""
+    # Files are read here, so each worker of a reload reads them afresh.
     context = server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
-    limits, auth = limits_from_args(args, base_limits), auth_from_args(args)
+    auth = auth_from_args(args)
     loop = Reactor(debug=True if getattr(args, "debug", False) else None)
     try:
         if setup is not None:
             protocol_factory = setup(loop)
         options = dict(limits=limits, ssl=context, auth=auth,
                        ssl_handshake_timeout=args.tls_handshake_timeout)
-        if args.unix:
+        if sockets is not None:
+            server = loop.listen_tcp(protocol_factory, sockets=sockets["main"], **options)
+        elif args.unix:
             server = loop.listen_unix(protocol_factory, args.unix, **options)
         else:
             server = loop.listen_tcp(protocol_factory, args.host or None, args.port, **options)
         if listening is not None:
             listening(server)
-        for address in server.addresses:
-            logger.info("listening on %s%s%s", format_address(address),
-                        " (tls)" if context else "", " (auth: %s)" % auth.kind if auth else "")
-        others = companions(loop) if companions is not None else []
-        for other in others:
-            for address in other.addresses:
-                logger.info("also listening on %s (http)", format_address(address))
+        others = []
+        if companions is not None:
+            others = companions(loop) if sockets is None else companions(loop, sockets["more"])
+        if link is None:
+            for address in server.addresses:
+                logger.info("listening on %s%s%s", format_address(address),
+                            " (tls)" if context else "",
+                            " (auth: %s)" % auth.kind if auth else "")
+            for other in others:
+                for address in other.addresses:
+                    logger.info("also listening on %s (http)", format_address(address))
         if hasattr(signal, "SIGUSR1"):
             loop.add_signal_handler(signal.SIGUSR1, server.log_stats)
         if args.stats_interval:
             loop.call_every(args.stats_interval, server.log_stats)
-        loop.run()
-        logger.info("shutting down: %d open connection(s), %.1f s grace",
-                    len(server), args.grace)
+        if link is not None:              # a worker: SIGTERM or the supervisor's death drains
+            loop.add_signal_handler(signal.SIGTERM, loop.stop)
+            link.attach(loop, server.stats, loop.stop)
+            link.ready()
+        loop.run(stop_on_signals=link is None)
+        logger.info("shutting down: draining %d open connection(s), %g s grace", len(server),
+                    args.grace)
         for other in others:
             other.shutdown(args.grace)
         server.shutdown(args.grace, on_done=loop.stop)
-        loop.run()                       # a second signal ends the grace at once
+        loop.run(stop_on_signals=link is None)        # a second signal ends the grace at once
         for transport in server.connections() + [t for o in others for t in o.connections()]:
             transport.abort()
         if on_stop is not None:
@@ -222,6 +285,31 @@ def serve(args: Any, protocol_factory: Any, base_limits: Limits = DEFAULT_LIMITS
     return 0
 
 
+def bind_for_workers(args: Any, limits: Limits, count: int,
+                     companion_ports: Sequence[int] = ()) -> List[Dict[str, Any]]:
+    """Bind the listening sockets of ``count`` workers: one set per worker with SO_REUSEPORT,
+    else one set they all share (the same dict ``count`` times).
+
+    A set is ``{"main": [sockets], "more": [[sockets] per companion port]}``.
+    """
+    def bind_set(reuse_port: bool, ports: Sequence[int]) -> Dict[str, Any]:
+        main = bind_tcp(args.host or None, ports[0], limits, reuse_port)
+        return {"main": main, "more": [bind_tcp(args.host or None, port, limits, reuse_port)
+                                       for port in ports[1:]]}
+    if args.unix:
+        sock = bind_unix(args.unix, limits)
+        shared = {"main": [sock],
+                  "more": [bind_tcp(args.host or None, port, limits) for port in companion_ports]}
+        return [shared] * count
+    try:
+        first = bind_set(True, [args.port] + list(companion_ports))
+    except ValueError:                                  # no SO_REUSEPORT here: share one set
+        return [bind_set(False, [args.port] + list(companion_ports))] * count
+    ports = [first["main"][0].getsockname()[1]] + [socks[0].getsockname()[1]
+                                                    for socks in first["more"]]
+    return [first] + [bind_set(True, ports) for _ in range(count - 1)]
+
+
 #: Switches only stream servers use: (switch, attribute, its value when not given).
 STREAM_ONLY_OPTIONS = (
     ("--unix", "unix", None), ("--max-connections", "max_connections", None),
@@ -231,7 +319,8 @@ STREAM_ONLY_OPTIONS = (
     ("--first-frame-timeout", "first_frame_timeout", None), ("--rate", "rate", None),
     ("--msg-rate", "msg_rate", None), ("--rate-action", "rate_action", "shape"),
     ("--auth-token-file", "auth_token_file", None), ("--psk-file", "psk_file", None),
-    ("--auth-timeout", "auth_timeout", DEFAULT_LIMITS.auth_timeout_seconds))
+    ("--auth-timeout", "auth_timeout", DEFAULT_LIMITS.auth_timeout_seconds),
+    ("--workers", "workers", None))
 
 
 def datagram_limits_from_args(args: Any, refused: Any = ()) -> Limits:
