@@ -68,6 +68,7 @@ import socket
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from .errors import ReactorError
 from .network import Reactor
 from .server import CLOSE_LINGER_SECONDS, format_stats
 
@@ -273,6 +274,9 @@ class Supervisor:
                 logger.error("worker %d cannot start: %s", slot, exc.code)
                 return 1
             return exc.code or 0
+        except (OSError, ReactorError, ValueError) as exc:   # a file gone, a bad certificate
+            logger.error("worker %d failed: %s", slot, exc)
+            return 1
         except BaseException:
             logger.exception("worker %d failed", slot)
             return 1

@@ -247,6 +247,9 @@ def run(args: Any) -> int:
     if args.psk_file:
         raise SystemExit("kv authenticates with Redis's AUTH: use --auth-token-file, "
                          "not --psk-file")
+    if args.workers:
+        raise SystemExit("kv keeps its keyspace in one process, so --workers would split it "
+                         "into N databases that disagree; run one kv (or redis-server)")
     auth = header_token_auth(args)          # AUTH, not reactor's handshake, checks the token
     holder: Dict[str, KVServer] = {}
 

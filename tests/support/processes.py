@@ -56,6 +56,7 @@ def start_cli(*args, listening=r"listening on (\S+)", before=0):
         line = process.stderr.readline()
         match = re.search(listening, line)
         if match:
+            process.listening_line = line
             return process, match.group(1)
         process.lines_before.append(line)
     process.kill()
