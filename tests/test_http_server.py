@@ -24,6 +24,7 @@ import pytest
 
 from reactor import Limits
 from reactor.http import FileBody, HTTPError, Response, Router
+from reactor.http.deadlines import DRAIN_IDLE_SECONDS
 
 from .support.certs import raw_tls_client, server_ctx
 from .support.loops import advance, run_until
@@ -1333,22 +1334,31 @@ def test_a_handler_that_never_answers_gets_a_500_at_answer_timeout(fake_http, ca
 
 
 def test_shutdown_lets_a_deferred_answer_finish_and_closes_idle_connections(fake_http):
-    """server.shutdown(grace): the answer under way is sent (with a close); idle ones close now."""
+    """server.shutdown(grace): the answer under way is sent with a close; an idle connection
+    is closed after DRAIN_IDLE_SECONDS of quiet; a request that comes first is answered with
+    Connection: close, never lost."""
     loop = fake_http.loop
     app = hello_app()
 
     @app.route("/later")
     def later(request):
-        loop.call_later(1.0, request.respond, Response(200, body=b"late"))
+        loop.call_later(1.5, request.respond, Response(200, body=b"late"))
     server = fake_http.serve(app)
-    busy, idle = fake_http.connect(server), fake_http.connect(server)
-    idle.send(request())
-    assert idle.response() == hello_reply()
+    busy, idle, late = (fake_http.connect(server) for _ in range(3))
+    for client in (idle, late):
+        client.send(request())
+        assert client.response() == hello_reply()
     busy.send(request(target="/later"))
     assert busy.quiet() == b""
     server.shutdown(5.0)
+    advance(loop, loop.clock, 0.5)
+    late.send(request())
+    assert late.response() == hello_reply(("Connection", "close"))
+    late.wait_closed()
+    assert idle.quiet() == b""                          # not closed yet: quiet for 0.5 s
+    advance(loop, loop.clock, DRAIN_IDLE_SECONDS)
     idle.wait_closed()
-    advance(loop, loop.clock, 1.1)
+    advance(loop, loop.clock, 0.5)
     assert busy.response() == Reply(200, "OK", head(("Content-Length", "4"),
                                                     ("Connection", "close")), b"late")
     busy.wait_closed()

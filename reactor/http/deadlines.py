@@ -6,7 +6,8 @@ cancelled and made anew per request::
 
     kind          armed when                          on expiry
     first-head    the connection is made              close: no request (IdleTimeoutError)
-    keep-alive    an answer ends, nothing pending     close quietly
+    keep-alive    an answer ends, nothing pending     close quietly (draining: after
+                  (draining: at once, if idle)        DRAIN_IDLE_SECONDS at most)
     body          a head with a body arrives; reset   close: the body stalled
                   by each piece of it                 (FrameTimeoutError)
     answer        a handler returns None              500 and close, logged
@@ -27,6 +28,12 @@ from .messages import Response
 
 logger = logging.getLogger("reactor")
 
+#: While the server drains, an idle keep-alive connection is closed after this much quiet.
+#: Not at once: a client like wrk sends its next request the moment an answer arrives,
+#: and a close crossing that request loses it; a client quiet this long is the ordinary
+#: keep-alive race, which clients retry. A request that does come gets ``Connection: close``.
+DRAIN_IDLE_SECONDS = 1.0
+
 
 class Deadlines:
     """The timer half of ``HTTPServerProtocol``; see the module docstring."""
@@ -45,6 +52,7 @@ class Deadlines:
     _answer: Any
     _timer: Any = None
     _timer_kind: Optional[str] = None
+    _draining = False            # the server is shutting down: no more keep-alive
 
     def _arm(self, kind: str, delay: Optional[float]) -> None:
         """Set the connection's one timer to ``kind`` in ``delay`` seconds (None: no limit).
@@ -64,7 +72,10 @@ class Deadlines:
 
     def _idle_if_done(self) -> None:
         if self._request is None and not self._busy and not self.framer.buffered:
-            self._arm("keep-alive", self.options.keepalive_timeout)
+            delay = self.options.keepalive_timeout
+            if self._draining:
+                delay = DRAIN_IDLE_SECONDS if delay is None else min(delay, DRAIN_IDLE_SECONDS)
+            self._arm("keep-alive", delay)
 
     def _timer_fired(self) -> None:
         kind, transport = self._timer_kind, self.transport

@@ -102,13 +102,13 @@ class HTTPServerProtocol(Deadlines, FramedProtocol):
             producer.close()                      # the file, or the generator's finally
 
     def shutdown_requested(self) -> None:
-        """The server is stopping: close now if idle, else after the answer under way."""
+        """The server is draining: the next answer says ``Connection: close`` and ends the
+        connection; an idle one is closed after ``DRAIN_IDLE_SECONDS`` of quiet (``deadlines.py``)."""
         if self._upgraded is not None:                # a WebSocket now: it says goodbye
             self._upgraded.shutdown_requested()
-        elif self._request is None and not self._busy and not self.framer.buffered:
-            self.transport.close()
-        else:
-            self._keep_alive, self._close_when_done = False, True
+            return
+        self._draining, self._keep_alive = True, False
+        self._idle_if_done()
 
     def pause_writing(self) -> None:
         """The send buffer passed its high-water mark: producers stop."""
@@ -176,7 +176,7 @@ class HTTPServerProtocol(Deadlines, FramedProtocol):
         path = unquote(raw_path) if "%" in raw_path else raw_path
         request = Request(head.method, target, path, query, Headers.from_parser(head.headers),
                           b"", self.client, "HTTP/" + head.version, raw_path, None, self)
-        self._request, self._keep_alive = request, head.keep_alive
+        self._request, self._keep_alive = request, head.keep_alive and not self._draining
         self._body_ended = head.body_kind == "none"
         self._expect_continue = head.expect_continue
         route, found = self.app.find(head.method, path)
