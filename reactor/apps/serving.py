@@ -6,7 +6,14 @@ listen, TLS, and the protections of ``docs/PROTECTIONS.md``), and
 
     check options -> Limits + auth -> listen (log where) -> run until SIGINT/SIGTERM
         (SIGUSR1 and --stats-interval log the server's counters meanwhile)
-    -> shutdown(grace) -> log the final counters
+    -> shutdown(grace): drain -> log the final counters
+
+With ``--workers N`` the same steps run in each of N forked workers, and
+this process supervises them (``reactor/workers.py``): it checks the
+options, binds the sockets once (``bind_for_workers``) and logs where;
+each worker re-reads the TLS and token files, listens on its inherited
+sockets, says it is ready, and drains on SIGTERM or when the supervisor
+dies.
 
 Each subcommand (``echo.py``, ``chat.py``) supplies its protocol and, if it
 needs them, its own ``Limits`` as the base the shared switches change
