@@ -10,13 +10,14 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import threading
 import time
 import urllib.request
 
 import pytest
 
-from .support.certs import cert
+from .support.certs import CA, cert
 from .support.processes import cpu_seconds, run_cli, start_cli, stop_processes
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or not os.path.isdir("/proc"),
@@ -300,6 +301,36 @@ def test_http_workers_answer_every_request_through_a_reload(supervised, tmp_path
         with urllib.request.urlopen(url, timeout=5) as response:
             statuses.append((response.status, response.read()))
     assert len(statuses) > 20 and set(statuses) == {(200, b"<p>hello</p>")}
+
+
+def test_a_reload_rereads_the_certificate(supervised, tmp_path):
+    """Certificate rotation is a SIGHUP: the new generation presents the file's new contents,
+    while a TLS connection opened before goes on with the old one."""
+    certfile, keyfile = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    for name, target in zip(cert("server"), (certfile, keyfile)):
+        shutil.copy(name, target)
+    server = supervised("echo", "--port", "0", "--workers", "1", "--grace", "30",
+                        "--tls-cert", certfile, "--tls-key", keyfile)
+    server.accepting(1)
+
+    def names_presented():
+        context = ssl.create_default_context(cafile=CA)
+        context.check_hostname = False
+        with context.wrap_socket(socket.create_connection(("127.0.0.1", server.port),
+                                                          timeout=5)) as tls:
+            return [value for field in tls.getpeercert()["subject"] for key, value in field
+                    if key == "commonName"]
+    assert names_presented() == ["localhost"]
+    context = ssl.create_default_context(cafile=CA)
+    with context.wrap_socket(socket.create_connection(("127.0.0.1", server.port), timeout=5),
+                             server_hostname="localhost") as before:
+        assert exchange(before, b"old\n") == b"old\n"
+        for name, target in zip(cert("wronghost"), (certfile, keyfile)):
+            shutil.copy(name, target)
+        server.signal(signal.SIGHUP)
+        server.wait_for(r"reload done: generation 1 serves")
+        assert names_presented() == ["wrong.example"]
+        assert exchange(before, b"still\n") == b"still\n"
 
 
 # -- what --workers refuses ---------------------------------------------------------------
