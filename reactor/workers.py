@@ -309,6 +309,9 @@ class Supervisor:
         if worker is not self.incoming[slot]:
             return
         worker.timer.cancel()
+        restart = self._restarts.pop(slot, None)     # the old one died meanwhile: no need
+        if restart is not None:
+            restart.cancel()
         old, self.current[slot], self.incoming[slot] = self.current[slot], worker, None
         if old is not None:
             self._retire(old)
