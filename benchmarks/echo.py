@@ -20,6 +20,9 @@ says so.
 at N idle. The server and the load generator each hold N fds: the suite
 raises its soft limit to N + 100 when the hard limit allows, and otherwise
 says which limit it needs.
+
+``--workers 1,2`` runs reactor's own echo server as one process, then under
+a supervisor with 1 and 2 workers (``workers.py``).
 """
 
 import json
@@ -34,6 +37,7 @@ import time
 
 from .common import compile_tool, print_table, release_loadgen, write_json
 from .servers import MODELS, available
+from .workers import echo_main as workers_echo_main, workers_option
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FULL_SCENARIOS = [(1, 64, 1), (100, 64, 1), (1000, 64, 1), (1, 4096, 1), (100, 4096, 1),
@@ -319,6 +323,13 @@ def main(args, extra):
     if not os.path.exists("/proc/self/stat"):
         print("the echo suite reads server CPU time from /proc; this platform has none")
         return 1
+    counts, refused = workers_option(
+        extra, "usage: python -m benchmarks echo --workers 1,2 [--quick] [--repeat R] "
+        "[--json FILE]")
+    if refused:
+        return refused
+    if counts:
+        return workers_echo_main(args, counts)
     if "--connections" in extra:
         at = extra.index("--connections")
         try:

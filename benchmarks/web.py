@@ -26,6 +26,10 @@ shows medians, and ratios are medians of each round's own ratio.
 Last, reactor's Python heap per idle keep-alive connection (tracemalloc in
 the server, after each connection has had one response), beside the floor
 and aiohttp, as the echo suite measures idle connections.
+
+``--workers 1,2`` runs reactor's own HTTP server (``--root``, a 13-byte
+file) as one process, then under a supervisor with 1 and 2 workers
+(``workers.py``).
 """
 
 import contextlib
@@ -47,6 +51,7 @@ from .common import (compile_tool, medians_or_why, print_table, read_until, roun
 from .echo import fd_limit_problem, free_port, process_cpu_seconds
 from .http_servers import BODY, MODELS, NO_STATIC, available
 from .resp import pinned, stop
+from .workers import http_main as workers_http_main, workers_option
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -125,18 +130,23 @@ def parse_wrk(text):
     return result
 
 
-def run_wrk(server, port, path, warmup, duration):
+def run_wrk(server, port, path, warmup, duration, server_cpu=None, core=1):
     """A wrk warm-up run, then the measured one; return wrk's figures (with its own CPU
-    seconds, from this process's RUSAGE_CHILDREN) and the server's CPU seconds."""
+    seconds, from this process's RUSAGE_CHILDREN) and the server's CPU seconds.
+
+    ``server_cpu()`` reads the server's CPU seconds (default: ``server``'s own, from
+    /proc); wrk runs on ``core`` (None: unpinned)."""
     url = "http://127.0.0.1:%d%s" % (port, path)
     wrk = ["wrk", "-t", "1", "-c", str(CONNECTIONS)]
-    subprocess.run(pinned(1, wrk + ["-d", "%ds" % warmup, url]), stdout=subprocess.DEVNULL,
+    server_cpu = server_cpu or (lambda: process_cpu_seconds(server.pid))
+    place = (lambda command: command) if core is None else (lambda command: pinned(core, command))
+    subprocess.run(place(wrk + ["-d", "%ds" % warmup, url]), stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, timeout=warmup + 60)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu_before = process_cpu_seconds(server.pid)
-    done = subprocess.run(pinned(1, wrk + ["--latency", "-d", "%ds" % duration, url]),
+    cpu_before = server_cpu()
+    done = subprocess.run(place(wrk + ["--latency", "-d", "%ds" % duration, url]),
                           capture_output=True, text=True, timeout=duration + 60)
-    cpu_after = process_cpu_seconds(server.pid)
+    cpu_after = server_cpu()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = parse_wrk(done.stdout)
     result["cpu_seconds"] = (after.ru_utime + after.ru_stime
@@ -144,11 +154,13 @@ def run_wrk(server, port, path, warmup, duration):
     return result, cpu_after - cpu_before
 
 
-def run_loadgen(binary, server, port, path, warmup, duration):
-    """httploadgen.c with LOADGEN_HOLD: server CPU is read at its "measuring" and JSON lines."""
-    return run_held(pinned(1, [binary, "127.0.0.1", str(port), str(CONNECTIONS), path,
-                               str(warmup), str(duration)]),
-                    lambda: process_cpu_seconds(server.pid), "httploadgen")
+def run_loadgen(binary, server, port, path, warmup, duration, server_cpu=None, core=1):
+    """httploadgen.c with LOADGEN_HOLD: server CPU is read at its "measuring" and JSON lines
+    (``server_cpu()``, default ``server``'s own; on ``core``, None: unpinned)."""
+    command = [binary, "127.0.0.1", str(port), str(CONNECTIONS), path, str(warmup),
+               str(duration)]
+    return run_held(command if core is None else pinned(core, command),
+                    server_cpu or (lambda: process_cpu_seconds(server.pid)), "httploadgen")
 
 
 def one_run(model, path, root, loadgen, warmup, duration):
@@ -300,6 +312,13 @@ def main(args, extra):
     if forced not in (None, "wrk", "c"):
         print("usage: python -m benchmarks http [--quick] [--repeat R] [--loadgen wrk|c]")
         return 2
+    counts, refused = workers_option(
+        extra, "usage: python -m benchmarks http --workers 1,2 [--quick] [--repeat R] "
+        "[--loadgen wrk|c] [--json FILE]")
+    if refused:
+        return refused
+    if counts:
+        return workers_http_main(args, counts, forced)
     loadgen = "wrk" if shutil.which("wrk") and forced != "c" else None
     if loadgen is None:
         loadgen = compile_tool(os.path.join(HERE, "httploadgen.c"))
