@@ -14,6 +14,8 @@ SUITES = {
     "http": ("benchmarks.web", "HTTP keep-alive: reactor vs http.server, aiohttp, uvicorn"),
     "websocket": ("benchmarks.websocket", "WebSocket echo and broadcast vs websockets, aiohttp"),
     "resp": ("benchmarks.resp", "kv vs redis-server under redis-benchmark; RSS with 1M keys"),
+    "chat-redis": ("benchmarks.chat_redis", "chat fan-out through Redis pub/sub: two chat "
+                   "processes against one (messages/s)"),
     "attacks": ("benchmarks.attacks", "the attack report's hostile clients against a live server "
                 "(--tree DIR to run them against another checkout)"),
 }
@@ -30,7 +32,7 @@ def main(argv=None):
     if args.suite is None:
         print("suites (python -m benchmarks SUITE [--quick] [--json FILE]):")
         for name, (_, summary) in sorted(SUITES.items()):
-            print("  %-8s %s" % (name, summary))
+            print("  %-10s %s" % (name, summary))
         return 0
     module = importlib.import_module(SUITES[args.suite][0])
     return module.main(args, extra) or 0
