@@ -24,7 +24,8 @@ bound. Every receiver reads and counts only the lines that are exactly
 line from A has reached every receiver, so B is subscribed), a warm-up,
 then the measured window: delivered messages/s = lines counted at all the
 receivers / seconds, and lines/s = that / M. Then the senders stop and the
-receivers are given 5 s to catch up: what they never received is "lost".
+receivers are given 5 s to catch up: what they never received is "lost",
+what they received more often than it was sent "dup".
 
 Also per run: the CPU (utime + stime, /proc) of the chat processes and of
 redis-server per delivered message, and how busy this client was (its CPU
@@ -173,12 +174,17 @@ class Client:
     def received(self):
         return sum(sum(member.counts) for member in self.receivers)
 
-    def behind(self):
-        """Lines sent that a receiver has not received, summed over receivers (and senders);
-        a line not wholly handed to the socket is not sent."""
-        line = len(PAYLOAD) + 1
-        return sum(sender.queued - -(-len(sender.out) // line) - receiver.counts[index]
-                   for index, sender in enumerate(self.senders) for receiver in self.receivers)
+    def missing(self):
+        """(lines sent that a receiver has not received, lines a receiver received more often
+        than they were sent), each summed over receivers and senders; a line not wholly
+        handed to the socket is not sent."""
+        line, lost, extra = len(PAYLOAD) + 1, 0, 0
+        for index, sender in enumerate(self.senders):
+            sent = sender.queued - -(-len(sender.out) // line)
+            for receiver in self.receivers:
+                lost += max(0, sent - receiver.counts[index])
+                extra += max(0, receiver.counts[index] - sent)
+        return lost, extra
 
     def pump(self, until, mode):
         """Run the loop until ``until`` (monotonic), or until every line queued has arrived
@@ -198,7 +204,7 @@ class Client:
                 if mask != sender.mask:
                     self.selector.modify(sender.sock, mask, sender)
                     sender.mask = mask
-            if mode == "flush" and not self.behind():
+            if mode == "flush" and not self.missing()[0]:
                 return
             for key, events in self.selector.select(min(until - now, 0.1)):
                 member = key.data
@@ -266,7 +272,7 @@ def measure(model, servers, redis, send_port, receive_port, senders, receivers, 
         client.pump(before[0] + duration, "send")
         after = snapshot()
         client.pump(time.monotonic() + CATCH_UP, "flush")
-        lost = client.behind()
+        lost, duplicated = client.missing()
     finally:
         client.close()
     seconds, delivered, chat_cpu, redis_cpu, own_cpu = [b - a for a, b in zip(before, after)]
@@ -279,7 +285,7 @@ def measure(model, servers, redis, send_port, receive_port, senders, receivers, 
             "chat_cpu_us_per_message": chat_cpu * 1e6 / delivered,
             "redis_cpu_us_per_message": redis_cpu * 1e6 / delivered,
             "chat_cores": chat_cpu / seconds, "client_busy": own_cpu / seconds,
-            "lost": lost, "processes": len(servers)}
+            "lost": lost, "duplicated": duplicated, "processes": len(servers)}
 
 
 def print_chat_table(label, runs, status, senders, receivers):
@@ -297,11 +303,11 @@ def print_chat_table(label, runs, status, senders, receivers):
                      "%.1f" % cell["chat_cpu_us_per_message"],
                      "-" if model == NO_REDIS else "%.1f" % cell["redis_cpu_us_per_message"],
                      "%.2f" % cell["chat_cores"], "%.0f%%" % (100 * cell["client_busy"]),
-                     "%d" % cell["lost"]])
+                     "%d / %d" % (cell["lost"], cell["duplicated"])])
     print_table("chat fan-out, %s: %d sender(s) -> %d receivers in #lobby, %d-byte lines, "
                 "--fanout-rate 0" % (label, senders, receivers, len(PAYLOAD)),
                 ["model", "msgs/s delivered", "lines/s sent", "vs 1 process", "chat us/msg",
-                 "redis us/msg", "chat cores", "client busy", "lost"], rows,
+                 "redis us/msg", "chat cores", "client busy", "lost / dup"], rows,
                 ["msgs/s delivered: lines counted at all the receivers (each exactly "
                  "'NICK: payload'), per second; lines/s sent = that / %d receivers" % receivers,
                  "2 processes: senders on A, receivers on B, every line through Redis pub/sub; "
@@ -310,7 +316,8 @@ def print_chat_table(label, runs, status, senders, receivers):
                  "chat us/msg, redis us/msg: CPU (/proc) per delivered message; chat cores: the "
                  "chat processes' CPU seconds per second",
                  "client busy near 100%%: this Python client, not the servers, set the rate; "
-                 "lost: lines a receiver still lacked %g s after sending stopped" % CATCH_UP,
+                 "lost: lines a receiver still lacked %g s after sending stopped; dup: lines it "
+                 "got more often than they were sent" % CATCH_UP,
                  "--fanout-rate 0: chat's per-member delivery budget is off; at most %d lines "
                  "in flight per sender" % max(100, IN_FLIGHT // senders),
                  "on a 2-core machine (this one has %s) the client, redis-server and the chat "
@@ -360,8 +367,9 @@ def main(args, extra):
 
     def one(label, model):
         run = chat_run(model, senders, receivers, warmup, duration, next(tags))
-        return run, "%9.0f msgs/s  %6.1f chat us/msg  %d lost" % (
-            run["messages_per_second"], run["chat_cpu_us_per_message"], run["lost"])
+        return run, "%9.0f msgs/s  %6.1f chat us/msg  %d lost  %d dup" % (
+            run["messages_per_second"], run["chat_cpu_us_per_message"], run["lost"],
+            run["duplicated"])
     round_robin(runs, status, repeat, one, ServerFailed)
     medians = print_chat_table(label, runs, status, senders, receivers)
     if args.json:

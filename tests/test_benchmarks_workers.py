@@ -146,5 +146,15 @@ def test_the_chat_client_counts_every_line_it_sent_at_every_receiver():
                               duration=0.5)
     assert run["messages_per_second"] > 0
     assert run["lines_per_second"] == pytest.approx(run["messages_per_second"] / 3)
-    assert run["lost"] == 0
+    assert (run["lost"], run["duplicated"]) == (0, 0)
     assert run["processes"] == 1
+
+
+def test_chat_lines_cross_from_one_process_to_the_other_through_redis():
+    why = chat_redis.why_not()
+    if why:
+        pytest.skip(why)
+    run = chat_redis.chat_run(chat_redis.TWO, senders=1, receivers=3, warmup=0.2, duration=0.5)
+    assert run["messages_per_second"] > 0
+    assert (run["lost"], run["duplicated"]) == (0, 0)
+    assert run["processes"] == 2
