@@ -23,7 +23,7 @@ import pytest
 
 from reactor import FakeClock, FramedProtocol, Limits, Reactor
 from reactor.apps import chat as chat_app
-from reactor.apps.chat import HELP, ChatService, chat_limits
+from reactor.apps.chat import HELP, RESTARTING, ChatService, chat_limits
 from reactor.apps.chat_text import UNSAFE
 from reactor.framing import LineFramer
 from reactor.policy import Rate
@@ -174,7 +174,8 @@ def test_doc_quotes_the_lines_the_other_tests_expect():
     """The lines the tests below check for are the ones CHAT.md quotes."""
     with open(CHAT_DOC, encoding="utf-8") as doc:
         text = doc.read()
-    for line in (GREETING, TOO_LONG, FRAMING, RATE, "* bob was disconnected (slow consumer)",
+    for line in (GREETING, TOO_LONG, FRAMING, RATE, RESTARTING,
+                 "* bob was disconnected (slow consumer)",
                  "* bob was disconnected (timeout)", "error: authentication failed",
                  "you are %s, in #lobby; /help lists commands" % "alice"):
         assert line in text, line
@@ -320,16 +321,18 @@ def test_a_member_over_its_message_rate_is_disconnected_and_the_room_told(start_
     assert lines[-1] == RATE and all(line.startswith("bob: ") for line in lines[:-1])
 
 
-def test_shutdown_closes_every_member_without_a_line(start_chat):
-    """Server.shutdown (SIGTERM on the command line) sends nothing: each member reads EOF."""
+def test_shutdown_tells_every_member_and_serves_it_until_the_grace_ends(start_chat):
+    """Server.shutdown (SIGTERM, a reload) tells each member it is restarting, and the room
+    goes on working until the grace ends; then each member reads EOF."""
     chat = start_chat()
     alice = chat.join("alice")
     bob = chat.join("bob")
     alice.line()
+    done = []
+    chat.server.shutdown(0.5, on_done=lambda: done.append(True))
+    assert (alice.line(), bob.line()) == (RESTARTING, RESTARTING)
     alice.send("last words")
     assert bob.line() == "alice: last words"
-    done = []
-    chat.server.shutdown(1.0, on_done=lambda: done.append(True))
     run_until(chat.loop, lambda: done)
     for peer in (alice, bob):
         peer.wait_closed()

@@ -103,6 +103,10 @@ LIST_MAX_NAMES = 100
 LOBBY = "lobby"
 HELP = ("commands: /join ROOM, /who, /rooms, /msg NICK text, /quit, /help; "
         "anything else goes to your room")
+#: What every member is told when the server begins to drain (SIGTERM, a reload).
+RESTARTING = "* the server is restarting; you can stay until it closes, then reconnect"
+
+
 class ChatService:
     """The shared state of one chat server: who is here, in which room, and the fan-out rules.
 
@@ -225,6 +229,10 @@ class ChatMember(FramedProtocol):
             self.service.leave(self, "left" if reason is None else "was disconnected (%s)"
                                % reason.replace("_", " "))
             self.service.members.pop(self.nick.casefold(), None)
+
+    def shutdown_requested(self) -> None:
+        """The server is draining (SIGTERM, a reload): say so once, and go on serving."""
+        self.say(RESTARTING)
 
     # -- the fan-out budget ------------------------------------------------------
 
