@@ -34,7 +34,8 @@ LAYERS = {
     "cli": 6, "__main__": 6, "__init__": 6,
     "apps": 6, "apps.echo": 6, "apps.chat": 6, "apps.chat_text": 6, "apps.serving": 6,
     "apps.kv": 6, "apps.kv_commands": 6, "apps.kv_session": 6, "apps.kv_store": 6,
-    "apps.kv_aof": 6, "apps.http": 6, "apps.chat_web": 6,
+    "apps.kv_aof": 6, "apps.http": 6, "apps.chat_web": 6, "apps.chat_redis": 6,
+    "apps.redis_url": 6,
 }
 
 #: The longest a module may grow (STYLE: one concept per file, a few hundred

@@ -67,6 +67,9 @@ Joins and leaves are announced only in rooms of at most 100 members, so
 **What a member cannot forge**: ``chat_text.py`` escapes control and format
 characters in every line (ESC becomes ``\\x1b``), and a nick is a plain
 ASCII word, unique ignoring case.
+
+**Across processes** (``--redis``): a *relay* (``chat_redis.py``) hears each
+join, leave and broadcast, and hands lines from others to ``fan_out``.
 """
 
 import argparse
@@ -79,6 +82,7 @@ from ..framed import FramedProtocol
 from ..framing import FramingError, LineFramer
 from ..policy import DEFAULT_LIMITS, Limits, Rate
 from ..protect.ratelimit import bucket
+from .chat_redis import add_redis_options, redis_from_args, start_relay
 from .chat_text import NICK, NICK_RULE, RESERVED_NICKS, ROOM, ROOM_RULE, printable
 from ..tls import server_context
 from .serving import add_server_options, limits_from_args, serve
@@ -103,6 +107,7 @@ LIST_MAX_NAMES = 100
 LOBBY = "lobby"
 HELP = ("commands: /join ROOM, /who, /rooms, /msg NICK text, /quit, /help; "
         "anything else goes to your room")
+MSG_USAGE = "error: usage /msg NICK text (to someone connected)"
 #: What every member is told when the server begins to drain (SIGTERM, a reload).
 RESTARTING = "* the server is restarting; you can stay until it closes, then reconnect"
 
@@ -124,6 +129,7 @@ class ChatService:
         self.members: Dict[str, "ChatMember"] = {}          # nick.casefold() -> member
         self.rooms: Dict[str, Set["ChatMember"]] = {}
         self.fanout_holds = 0           # times a member's reading was paused for its budget
+        self.relay: Any = None          # a chat_redis.RedisRelay, or None
 
     def protocol(self) -> "ChatMember":
         """Return a new ChatMember: the protocol factory, one member per connection."""
@@ -139,9 +145,10 @@ class ChatService:
         members = self.rooms.setdefault(room, set())
         members.add(member)
         member.room = room
-        if len(members) > self.announce_max_members:
-            return 0
-        return self.broadcast(room, "* %s joined #%s" % (member.nick, room), exclude=member)
+        if self.relay is not None:
+            self.relay.entered(member, room)
+        return self.broadcast(room, "* %s joined #%s" % (member.nick, room), exclude=member,
+                              here=len(members) <= self.announce_max_members)
 
     def leave(self, member: "ChatMember", why: str) -> int:
         """Take ``member`` out of its room, telling the others ``* NICK why``; return deliveries.
@@ -157,24 +164,37 @@ class ChatService:
         if not members and room != LOBBY:
             self.rooms.pop(room, None)
         member.room = None
-        return self.broadcast(room, "* %s %s" % (member.nick, why), exclude=member) \
-            if announce else 0
+        if self.relay is not None:
+            self.relay.left(member, room)
+        return self.broadcast(room, "* %s %s" % (member.nick, why), exclude=member, here=announce)
 
-    def broadcast(self, room: str, line: str, exclude: Optional["ChatMember"] = None) -> int:
-        """Send ``line`` to everyone in ``room`` but ``exclude``; return the deliveries it cost.
-
-        Encoded once, written to each: O(members in the room) writes. A
-        write may close a member that is too far behind (its send-buffer
-        cap); the loop goes on, and that member's ``connection_lost`` tells
-        the room later.
-        """
+    def broadcast(self, room: str, line: str, exclude: Optional["ChatMember"] = None,
+                  here: bool = True) -> int:
+        """Send ``line`` to ``room`` but ``exclude``: here if ``here``, elsewhere by the relay."""
         data = encode_line(line)
+        recipients = self.fan_out(room, data, exclude) if here else 0
+        if self.relay is not None:
+            recipients += self.relay.publish(room, line)
+        return recipients * deliveries(data)
+
+    def fan_out(self, room: str, data: bytes, exclude: Optional["ChatMember"] = None) -> int:
+        """Write ``data`` to this process's ``room`` but ``exclude``; return to how many. A write
+        may close one too far behind (its send-buffer cap): its connection_lost tells the room."""
         recipients = 0
         for member in list(self.rooms.get(room, ())):
             if member is not exclude:
                 member.deliver(data)
                 recipients += 1
-        return recipients * deliveries(data)
+        return recipients
+
+    def who_line(self, room: str, nicks: List[str]) -> str:
+        """Return the /who answer for ``room``, listing ``nicks``."""
+        return "* in #%s: %s" % (room, listing(nicks, self.list_max_names))
+
+    def rooms_line(self, sizes: Dict[str, int], total: Optional[int] = None) -> str:
+        """Return the /rooms answer for ``sizes`` (room -> members) of ``total`` rooms."""
+        return "* rooms: " + listing(["#%s (%d)" % item for item in sizes.items()],
+                                     self.list_max_names, total)
 
 
 class ChatMember(FramedProtocol):
@@ -229,6 +249,8 @@ class ChatMember(FramedProtocol):
             self.service.leave(self, "left" if reason is None else "was disconnected (%s)"
                                % reason.replace("_", " "))
             self.service.members.pop(self.nick.casefold(), None)
+            if self.service.relay is not None:
+                self.service.relay.gone(self)
 
     def shutdown_requested(self) -> None:
         """The server is draining (SIGTERM, a reload): say so once, and go on serving."""
@@ -298,21 +320,24 @@ class ChatMember(FramedProtocol):
             return cost + self.say("* you are in #%s" % rest) + service.enter(self, rest)
         if name == "/who":
             members = service.rooms.get(self.room, ())
-            names = heapq.nsmallest(service.list_max_names, (m.nick for m in members))
-            return len(members) + self.say("* in #%s: %s" % (self.room, listing(
-                names, len(members))))
+            if service.relay is not None:               # answered after a round trip
+                return len(members) + service.relay.who(self, self.room)
+            return len(members) + self.say(service.who_line(self.room, [m.nick for m in members]))
         if name == "/rooms":
-            rooms = heapq.nsmallest(service.list_max_names, service.rooms.items())
-            return len(service.rooms) + self.say("* rooms: " + listing(
-                ["#%s (%d)" % (room, len(members)) for room, members in rooms],
-                len(service.rooms)))
+            if service.relay is not None:
+                return len(service.rooms) + service.relay.rooms(self)
+            return len(service.rooms) + self.say(service.rooms_line(
+                {room: len(members) for room, members in service.rooms.items()}))
         if name == "/msg":
             target, _, text = rest.partition(" ")
-            peer = service.members.get(target.casefold())
-            if peer is None or not text.strip():
-                return self.say("error: usage /msg NICK text (to someone connected)")
-            data = encode_line("%s (private): %s" % (self.nick, text.strip()))
-            peer.deliver(data)
+            peer, data = service.members.get(target.casefold()), encode_line(
+                "%s (private): %s" % (self.nick, text.strip()))
+            if not text.strip() or peer is None and not (service.relay and NICK.fullmatch(target)):
+                return self.say(MSG_USAGE)
+            if peer is None:                            # elsewhere, perhaps: ask the relay
+                service.relay.private(self, target, data, lambda: self.say(MSG_USAGE))
+            else:
+                peer.deliver(data)
             return deliveries(data)
         if name == "/quit":
             self.say("* bye")
@@ -331,12 +356,10 @@ class ChatMember(FramedProtocol):
     def deliver(self, data: bytes) -> None:
         """Write one encoded line to this member (unless it is closing) and count the frame.
 
-        Discussion: why not ``send_frame``. It encodes per call, and a
-        broadcast should encode once for the whole room. And the framer's
-        ``max_length`` is the limit on what we *accept*: a line we send may
-        be longer (``NICK: `` before a 4 KiB line whose escapes grew it), and
-        ``LineFramer.encode`` would refuse it. So chat encodes its own lines
-        and counts ``frames_out`` here, where ``send_frame`` would.
+        Discussion: not ``send_frame``, which encodes per call (a broadcast
+        encodes once for the room) and refuses lines over the framer's
+        ``max_length``, our limit on what we *accept*: ``NICK: `` before a 4
+        KiB line whose escapes grew is longer. So ``frames_out`` counts here.
         """
         transport = self.transport
         if transport.is_closing():
@@ -351,10 +374,12 @@ def fanout_budget(deliveries_per_second: float) -> Rate:
                 burst=max(deliveries_per_second * FANOUT_BURST_SECONDS, 1.0))
 
 
-def listing(names: Any, total: int) -> str:
-    """Join ``names`` with ", ", adding `` and N more`` when ``total`` is larger."""
-    text = ", ".join(names)
-    return text if total <= len(names) else "%s and %d more" % (text, total - len(names))
+def listing(names: List[str], limit: int, total: Optional[int] = None) -> str:
+    """Join the ``limit`` smallest ``names`` with ", ", then `` and N more`` of ``total``
+    (default: all). "#ROOM (N)" sorts as ROOM does: no room name holds a space."""
+    first = heapq.nsmallest(limit, names)
+    more = (len(names) if total is None else total) - len(first)
+    return ", ".join(first) + (" and %d more" % more if more > 0 else "")
 
 
 def deliveries(data: bytes) -> int:
@@ -398,6 +423,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--web-port", type=int, metavar="W",
                         help="also serve the rooms to browsers: GET / on port W is a chat "
                              "page, /ws its WebSocket (same --host, TLS and protections)")
+    add_redis_options(parser)
 
 
 def run(args: Any) -> int:
@@ -408,14 +434,26 @@ def run(args: Any) -> int:
     if not 0 <= args.fanout_rate < math.inf:                # also refuses NaN
         raise SystemExit("--fanout-rate must be a finite number >= 0 (0: no limit), got %g"
                          % args.fanout_rate)
-    service = ChatService(fanout_budget(args.fanout_rate) if args.fanout_rate else None)
+    redis = redis_from_args(args)
     limits = chat_limits(args.max_backlog)
+    served: Dict[str, Any] = {}         # this process's service and relay
 
-    def web(loop: Any) -> List[Any]:
+    def prepare(loop: Any) -> Any:        # in each worker, after the fork: its own rooms
+        service = served["service"] = ChatService(
+            fanout_budget(args.fanout_rate) if args.fanout_rate else None)
+        if redis is not None:
+            service.relay = served["relay"] = start_relay(loop, service, redis, args)
+        return service.protocol
+
+    def web(loop: Any, sockets: Optional[List[Any]] = None) -> List[Any]:
         if args.web_port is None:
             return []
         from .chat_web import build_web_app           # only a web-port chat needs HTTP
         tls = server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
-        return [loop.listen_http(build_web_app(service), args.host or None, args.web_port,
+        return [loop.listen_http(build_web_app(served["service"]), args.host or None,
+                                 args.web_port, sockets=sockets[0] if sockets else None,
                                  limits=limits_from_args(args, limits), ssl=tls)]
-    return serve(args, service.protocol, base_limits=limits, companions=web)
+
+    return serve(args, None, base_limits=limits, setup=prepare, companions=web,
+                 on_stop=lambda: served.get("relay") and served["relay"].close(),
+                 companion_ports=[] if args.web_port is None else [args.web_port])
