@@ -8,6 +8,7 @@ starts its own redis-server on a free port and stops it.
 """
 
 import logging
+import os
 import re
 import signal
 import socket
@@ -16,7 +17,7 @@ import time
 
 import pytest
 
-from reactor.apps.chat import ChatService
+from reactor.apps.chat import RESTARTING, ChatService
 from reactor.apps.chat_redis import LOCAL_ONLY, RedisRelay
 from reactor.apps.redis_url import RedisAddress, parse_redis_url
 from reactor.tls import client_context
@@ -444,3 +445,10 @@ def test_a_bad_url_does_not_show_its_password():
     assert "hunter2" not in str(caught.value) and "redis://admin:***@h:port" in str(caught.value)
     assert str(parse_redis_url("rediss://admin:hunter2@[::1]:1/2")) == "rediss://[::1]:1/2"
 
+
+def test_the_restart_line_is_the_documented_one():
+    """docs/CHAT.md quotes the line a draining server sends, and the /who caveat line."""
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "docs", "CHAT.md"), encoding="utf-8") as doc:
+        text = doc.read()
+    assert RESTARTING in text and LOCAL_ONLY in text
