@@ -78,3 +78,24 @@ def test_browser_and_nc_members_talk_both_ways(chat):
     browser.read(lambda ws: ws.close is not None)
     assert browser.close.code == 1000
     browser.sock.close()
+
+
+def test_a_draining_server_tells_browser_members_and_keeps_serving_them():
+    """SIGTERM: a browser member gets the restart line as a message, like nc members, and is
+    served until the grace ends (no immediate 1001)."""
+    process, (host, port) = start_cli_on_port("chat", "--port", "0", "--web-port", "0",
+                                              "--grace", "1")
+    try:
+        web = re.search(r"also listening on \S+:(\d+) \(http\)", process.stderr.readline())
+        browser = RawWebSocket(int(web.group(1)))
+        browser.expect("welcome to reactor chat; enter a nick")
+        browser.send("carol")
+        browser.expect("* you are carol, in #lobby; /help lists commands")
+        process.terminate()
+        browser.expect("* the server is restarting; you can stay until it closes, then reconnect")
+        browser.send("/who")
+        browser.expect("* in #lobby: carol")
+        assert process.wait(timeout=10) == 0
+        browser.sock.close()
+    finally:
+        stop_processes([process])

@@ -47,6 +47,11 @@ class LineBridge(WebSocketProtocol):
     def resume_writing(self) -> None:
         self.member.resume_writing()
 
+    def shutdown_requested(self) -> None:
+        """A browser member hears the restart line like a TCP one, and stays until the grace
+        ends (not WebSocket's default, an immediate 1001: chat has a room to leave gracefully)."""
+        self.member.shutdown_requested()
+
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         self.member.connection_lost(exc)
 
