@@ -7,7 +7,6 @@ listening sockets; each worker's loop, connections and state are its own::
 
     supervisor: binds, forks, restarts, reloads; accepts nothing, serves nothing
       |  holds every listening socket for the workers' whole life
-      |
       +-- socketpair --  worker 0   own loop, accepts on listening set 0
       +-- socketpair --  worker 1   own loop, accepts on listening set 1
       ...
@@ -33,10 +32,9 @@ accepts from it.
     SIGUSR1         ask each worker for its stats; log each and the sum
     SIGCHLD         reap; a worker that died is restarted (below)
 
-A worker drains as ``Server.shutdown(grace)`` does: it stops accepting and
-serves its open connections until their peers close or the grace ends.
-Workers ignore SIGINT and SIGHUP: Ctrl-C in a terminal signals the whole
-process group, and the supervisor alone decides what each worker is told.
+A worker drains as ``Server.shutdown(grace)`` does. Workers ignore SIGINT
+and SIGHUP: Ctrl-C in a terminal signals the whole process group, and the
+supervisor alone decides what each worker is told.
 
 **Restarts.** A worker that dies is restarted after 0.1 s, then, while it
 keeps dying within ``STABLE_SECONDS`` of its start, after 0.2, 0.4, 0.8 ...
@@ -65,7 +63,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .errors import ReactorError
@@ -94,9 +91,9 @@ WorkerMain = Callable[[Any, "WorkerLink"], int]
 def supervise(worker_main: WorkerMain, listeners: Sequence[Any], grace_seconds: float) -> int:
     """Run a supervisor in this process until SIGTERM/SIGINT; return the exit status (0).
 
-    ``listeners[i]`` is what worker slot ``i`` serves on, a dict of lists of
-    listening sockets (the same object for every slot when they share
-    one); ``worker_main(listeners[i], link)`` runs in each forked worker,
+    ``listeners[i]`` is what worker slot ``i`` serves on: listening sockets
+    in dicts and lists (the same object for every slot when they share
+    them); ``worker_main(listeners[i], link)`` runs in each forked worker,
     makes its own loop, serves until SIGTERM or until
     ``link.attach(...)``'s supervisor-gone callback, drains, and returns an
     exit status. Call from the main thread (signals); the caller keeps the
@@ -183,7 +180,9 @@ class Supervisor:
             if worker is None:           # a restart is pending: it will be of the new generation
                 continue
             new = self.incoming[slot] = self._spawn(slot)
-            new.timer = self._loop.call_later(READY_TIMEOUT_SECONDS, self._not_ready, new)
+            new.timer = self._loop.call_later(READY_TIMEOUT_SECONDS, self._give_up_on, new,
+                                              "is not accepting %g s after its start"
+                                              % READY_TIMEOUT_SECONDS)
 
     def stop(self, sig: int) -> None:
         """SIGTERM/SIGINT: drain every worker and exit; a second one ends the graces at once."""
@@ -243,9 +242,7 @@ class Supervisor:
             try:
                 ours.close()
                 status = self._become_worker(slot, theirs)
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
+            finally:                                 # logging flushed each line already
                 os._exit(status)
         theirs.close()
         ours.setblocking(False)
@@ -263,11 +260,10 @@ class Supervisor:
             self._loop.close()               # inherited: disarmed at the fork (forks.py)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
-            own = {id(sock) for socks in self._listeners[slot].values() for sock in socks}
-            for listeners in self._listeners:
-                for sock in (s for socks in listeners.values() for s in socks):
-                    if id(sock) not in own:
-                        sock.close()         # another slot's socket
+            own = {id(sock) for sock in sockets_in(self._listeners[slot])}
+            for sock in sockets_in(self._listeners):
+                if id(sock) not in own:
+                    sock.close()             # another slot's socket
             return int(self._main(self._listeners[slot], WorkerLink(link, slot)) or 0)
         except SystemExit as exc:
             if isinstance(exc.code, str):
@@ -323,7 +319,8 @@ class Supervisor:
         worker.retiring = True
         _kill(worker.pid, signal.SIGTERM)
         worker.timer = self._loop.call_later(
-            self._grace + CLOSE_LINGER_SECONDS + KILL_MARGIN_SECONDS, self._overstayed, worker)
+            self._grace + CLOSE_LINGER_SECONDS + KILL_MARGIN_SECONDS, self._give_up_on, worker,
+            "is still draining long after its %g s grace" % self._grace)
 
     def _exited(self, worker: Worker, status: int) -> None:
         self._loop.remove_reader(worker.link)
@@ -355,22 +352,15 @@ class Supervisor:
         if not self._stopping:
             self.current[slot] = self._spawn(slot)
 
-    def _not_ready(self, worker: Worker) -> None:
-        logger.error("reload: the new %r is not accepting after %g s; killing it",
-                     worker, READY_TIMEOUT_SECONDS)
+    def _give_up_on(self, worker: Worker, why: str) -> None:
+        """Kill a worker that overstayed: a reload's that never got ready, an old one draining."""
         worker.timer = None
-        _kill(worker.pid, signal.SIGKILL)
-
-    def _overstayed(self, worker: Worker) -> None:
-        worker.timer = None
-        logger.warning("%r is still draining long after its %g s grace; killing it",
-                       worker, self._grace)
+        logger.warning("%r %s; killing it", worker, why)
         _kill(worker.pid, signal.SIGKILL)
 
     def _kill_all(self) -> None:
-        for worker in self.workers.values():
-            logger.warning("%r is still running long after SIGTERM; killing it", worker)
-            _kill(worker.pid, signal.SIGKILL)
+        for worker in list(self.workers.values()):
+            self._give_up_on(worker, "is still running long after SIGTERM")
 
     def _signal_all(self, sig: int, retiring_too: bool) -> None:
         for worker in self.workers.values():
@@ -401,8 +391,8 @@ class WorkerLink:
     """A worker's end of its socketpair with the supervisor (see the module docstring)."""
 
     def __init__(self, sock: socket.socket, slot: int) -> None:
-        self.sock = sock
-        self.slot = slot
+        self.sock, self.slot = sock, slot
+        sock.setblocking(False)
         self._stats: Callable[[], Dict[str, int]] = dict
         self._gone: Callable[[], None] = lambda: None
         self._loop: Any = None
@@ -412,7 +402,6 @@ class WorkerLink:
         """Answer the supervisor's stats requests with ``stats()`` and call
         ``supervisor_gone()`` if the supervisor dies (EOF on the link)."""
         self._loop, self._stats, self._gone = loop, stats, supervisor_gone
-        self.sock.setblocking(False)
         loop.add_reader(self.sock, self._readable)
 
     def ready(self) -> None:
@@ -433,6 +422,14 @@ class WorkerLink:
             return
         for _ in range(data.count(b"stats\n")):
             _send(self.sock, b"stats %s\n" % json.dumps(self._stats()).encode())
+
+
+def sockets_in(listeners: Any) -> List[socket.socket]:
+    """Return every socket in ``listeners``: a socket, or dicts and lists of them, nested."""
+    if isinstance(listeners, socket.socket):
+        return [listeners]
+    items = listeners.values() if isinstance(listeners, dict) else listeners
+    return [sock for item in items for sock in sockets_in(item)]
 
 
 def describe_exit(status: int) -> str:

@@ -39,7 +39,7 @@ from ..protect.auth import PskAuth, TokenAuth
 from ..server import format_stats
 from ..sockets import bind_tcp, bind_unix, inode, unlink_if_ours
 from ..tls import server_context
-from ..workers import supervise
+from ..workers import sockets_in, supervise
 
 logger = logging.getLogger("reactor")
 
@@ -228,7 +228,7 @@ def serve(args: Any, protocol_factory: Any, base_limits: Limits = DEFAULT_LIMITS
             logger.info("also listening on %s (http)", format_address(address))
         return supervise(lambda sockets, link: run_here(sockets, link), listeners, args.grace)
     finally:
-        for sock in {sock for socks in listeners for group in socks.values() for sock in group}:
+        for sock in sockets_in(listeners):
             sock.close()
         if args.unix:
             unlink_if_ours(args.unix, unix_inode)
