@@ -7,6 +7,9 @@ import pytest
 from reactor import FakeClock, Reactor
 from reactor.poller import EpollPoller
 
+from .support.processes import need_binary
+from .support.redis import RedisServers
+
 
 #: Every selector the platform has, through the portable seam (poller.SelectorPoller),
 #: and on Linux the loop's own default: epoll called directly (poller.EpollPoller).
@@ -64,3 +67,11 @@ def fake_net():
     loop.clock = clock
     yield loop
     loop.close()
+
+
+@pytest.fixture
+def redis(tmp_path):
+    """Start redis-servers on demand (``redis.start()``); skip without one (fail in CI)."""
+    servers = RedisServers(need_binary("redis-server", "redis-server"), tmp_path)
+    yield servers
+    servers.stop_all()

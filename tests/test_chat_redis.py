@@ -11,7 +11,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 
@@ -22,70 +21,15 @@ from reactor.apps.chat_redis import LOCAL_ONLY, RedisRelay
 from reactor.apps.redis_url import RedisAddress, parse_redis_url
 from reactor.tls import client_context
 
-from .support.certs import CA, cert
+from .support.certs import CA
 from .support.loops import run_until
-from .support.peers import Peer, free_port
-from .support.processes import need_binary, run_cli, start_cli_on_port
+from .support.peers import Peer
+from .support.processes import run_cli, start_cli_on_port
 
 GREETING = "welcome to reactor chat; enter a nick"
 USAGE_MSG = "error: usage /msg NICK text (to someone connected)"
 #: A TTL short enough for a crash test to wait out: entries rewritten every 0.4 s.
 SHORT_TTL_SECONDS = 1.2
-
-
-class RedisServers:
-    """redis-server processes (``--save '' --appendonly no``), all killed at the end."""
-
-    def __init__(self, binary, directory):
-        self.binary, self.directory = binary, directory
-        self.processes = []
-
-    def start(self, *options, port=None, tls=False):
-        """Start one (on ``port`` if given; TLS only, with the test certificate, if ``tls``);
-        return its port once it accepts connections."""
-        port = port or free_port()
-        ports = ["--port", str(port)]
-        if tls:
-            certfile, keyfile = cert("server")
-            ports = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", certfile,
-                     "--tls-key-file", keyfile, "--tls-ca-cert-file", CA,
-                     "--tls-auth-clients", "no"]
-        process = subprocess.Popen(
-            [self.binary] + ports + ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                     "--daemonize", "no", "--dir", str(self.directory)]
-            + list(options), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.processes.append(process)
-        deadline = time.monotonic() + 10
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError("redis-server exited: %s" % process.stdout.read()[-300:])
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return port
-            except OSError:
-                assert time.monotonic() < deadline, "redis-server did not accept within 10 s"
-                time.sleep(0.02)
-
-    def kill(self):
-        """kill -9 the newest running server, and wait for it."""
-        process = [p for p in self.processes if p.poll() is None][-1]
-        process.kill()
-        process.wait(10)
-
-    def stop_all(self):
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-            process.wait(10)
-            process.stdout.close()
-
-
-@pytest.fixture
-def redis(tmp_path):
-    """Start redis-servers on demand (``redis.start()``); skip without one (fail in CI)."""
-    servers = RedisServers(need_binary("redis-server", "redis-server"), tmp_path)
-    yield servers
-    servers.stop_all()
 
 
 class Node:

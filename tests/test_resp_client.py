@@ -2,11 +2,6 @@
 reconnecting, and what a refused connect, a lost server or a malformed reply does."""
 
 import logging
-import os
-import shutil
-import socket
-import subprocess
-import time
 
 import pytest
 
@@ -16,63 +11,6 @@ from reactor.resp.codec import ReplyError, RespProtocolError, Status
 
 from .support.loops import run_passes, run_until
 from .support.peers import free_port
-
-REDIS_SERVER = shutil.which("redis-server")
-
-
-class RedisServers:
-    """redis-server processes started by a test, each on a port; all stopped at the end."""
-
-    def __init__(self, directory):
-        self.directory = directory
-        self.processes = []
-
-    def start(self, *options, port=None):
-        """Start a redis-server with extra ``options``; wait until it accepts; return its port."""
-        port = port or free_port()
-        process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--dir", str(self.directory)]
-            + list(options), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.processes.append(process)
-        deadline = time.monotonic() + 10
-        while True:
-            assert process.poll() is None, "redis-server exited with %s" % process.returncode
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return port
-            except OSError:
-                assert time.monotonic() < deadline, "redis-server did not accept within 10 s"
-                time.sleep(0.02)
-
-    def stop(self, timeout=10):
-        """Terminate the newest running server and wait for it to exit."""
-        process = [p for p in self.processes if p.poll() is None][-1]
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
-
-    def stop_all(self):
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-            process.wait(10)
-
-
-@pytest.fixture
-def redis(tmp_path):
-    """Start redis-server processes on demand (``redis.start()``); skip if there is none."""
-    if REDIS_SERVER is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("redis-server is not installed: CI must install it "
-                        "(apt install redis-server)")
-        pytest.skip("redis-server not installed (apt install redis-server)")
-    servers = RedisServers(tmp_path)
-    yield servers
-    servers.stop_all()
 
 
 @pytest.fixture

@@ -333,12 +333,60 @@ def test_a_reload_rereads_the_certificate(supervised, tmp_path):
         assert exchange(before, b"still\n") == b"still\n"
 
 
+def test_chat_workers_share_rooms_through_redis_and_serve_the_web_port(supervised, redis):
+    """`chat --workers 2 --redis URL --web-port W`: members spread over both workers hear each
+    other once, /who lists them all, and every worker serves the page on the web port."""
+    redis_port = redis.start()
+    server = supervised("chat", "--port", "0", "--web-port", "0", "--workers", "2",
+                        "--redis", "redis://127.0.0.1:%d" % redis_port)
+    web_port = int(server.wait_for(r"also listening on \S+:(\d+) \(http\)")[0].group(1))
+    server.accepting(2)
+    members = []
+    try:
+        for nick in ("alice", "bob", "carol", "dave", "erin", "frank"):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            sock.sendall(nick.encode() + b"\n")
+            members.append((nick, sock, read_until(sock, b"/help lists commands\n")))
+        server.signal(signal.SIGUSR1)
+        stats = server.wait_for(r"stats worker \d \(pid \d+\): connections=(\d+)", count=2)
+        assert all(int(m.group(1)) > 0 for m in stats), "the kernel gave one worker everyone"
+        alice = members[0][1]
+        alice.sendall(b"hello everyone\n")
+        for nick, sock, _ in members[1:]:
+            assert read_until(sock, b"alice: hello everyone\n").count(b"alice: hello") == 1
+        alice.sendall(b"/who\n")
+        received = read_until(alice, b"* in #lobby: ")
+        while not re.search(rb"\* in #lobby: [^\n]*\n", received):
+            received += read_until(alice, b"\n")
+        who = re.search(rb"\* in #lobby: ([^\n]*)\n", received).group(1).decode()
+        assert sorted(who.split(", ")) == sorted(nick for nick, _, _ in members)
+        for _ in range(4):                     # each worker answers on the web port too
+            with urllib.request.urlopen("http://127.0.0.1:%d/" % web_port, timeout=5) as page:
+                assert page.status == 200
+    finally:
+        for _, sock, _ in members:
+            sock.close()
+
+
+def read_until(sock, marker, timeout=5.0):
+    """Read from ``sock`` until ``marker`` has arrived; return what was read."""
+    received = b""
+    deadline = time.monotonic() + timeout
+    while marker not in received:
+        assert time.monotonic() < deadline, "no %r in %r" % (marker, received)
+        chunk = sock.recv(65536)
+        assert chunk, "closed before %r: %r" % (marker, received)
+        received += chunk
+    return received
+
+
 # -- what --workers refuses ---------------------------------------------------------------
 
 @pytest.mark.parametrize("args, message", [
     (["kv", "--workers", "2"], "kv keeps its keyspace in one process"),
     (["echo", "--udp", "--workers", "2"], "not --workers"),
     (["echo", "--workers", "0"], "--workers must be a whole number from 1 to 256, got 0"),
+    (["chat", "--workers", "2"], "--redis"),
 ])
 def test_workers_refused_with_a_reason(args, message):
     """--workers where it cannot work exits 1 with one line naming why."""
