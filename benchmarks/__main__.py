@@ -16,6 +16,8 @@ SUITES = {
     "resp": ("benchmarks.resp", "kv vs redis-server under redis-benchmark; RSS with 1M keys"),
     "chat-redis": ("benchmarks.chat_redis", "chat fan-out through Redis pub/sub: two chat "
                    "processes against one (messages/s)"),
+    "protected": ("benchmarks.protected", "echo with every protection on vs off: the cost of "
+                  "limits, rates and auth"),
     "attacks": ("benchmarks.attacks", "the attack report's hostile clients against a live server "
                 "(--tree DIR to run them against another checkout)"),
 }
@@ -34,7 +36,12 @@ def main(argv=None):
         for name, (_, summary) in sorted(SUITES.items()):
             print("  %-10s %s" % (name, summary))
         return 0
-    module = importlib.import_module(SUITES[args.suite][0])
+    if args.suite == "echo" and "--protected" in extra:
+        args.suite = "protected"                        # the older spelling of that suite
+    if args.suite in ("echo", "http") and "--workers" in extra:
+        module = importlib.import_module("benchmarks.workers")    # one process vs N workers
+    else:
+        module = importlib.import_module(SUITES[args.suite][0])
     return module.main(args, extra) or 0
 
 

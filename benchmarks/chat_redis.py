@@ -49,10 +49,11 @@ import subprocess
 import sys
 import time
 
-from .common import medians_or_why, print_table, read_until, round_robin, scenario_results, \
-    write_json
-from .workers import ROOT, ServerFailed, accepts, cli_server, cpu_seconds, free_port, paired, \
-    stop
+from .common import print_table, write_json
+
+from .harness import (
+    ROOT, ServerFailed, accepts, cli_server, free_port, medians_or_why, paired,
+    process_cpu_seconds, read_until, round_robin, scenario_results, stop)
 
 TWO = "2 processes"
 ONE = "1 process"
@@ -267,7 +268,7 @@ def measure(model, servers, redis, send_port, receive_port, senders, receivers, 
 
         def snapshot():
             return (time.monotonic(), client.received(), sum(s.cpu() for s in servers),
-                    cpu_seconds(redis.pid) if redis else 0.0, own_cpu_seconds())
+                    process_cpu_seconds(redis.pid) if redis else 0.0, own_cpu_seconds())
         before = snapshot()
         client.pump(before[0] + duration, "send")
         after = snapshot()

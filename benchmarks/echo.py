@@ -25,143 +25,21 @@ says which limit it needs.
 a supervisor with 1 and 2 workers (``workers.py``).
 """
 
-import json
 import os
 import signal
 import socket
 import statistics
-import subprocess
-import sys
-import threading
 import time
 
-from .common import compile_tool, print_table, release_loadgen, write_json
+from .common import print_table, write_json
 from .servers import MODELS, available
-from .workers import echo_main as workers_echo_main, workers_option
+from .harness import (
+    build_loadgen, fd_limit_problem, free_port, one_run, prime, start_server, stop_server)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FULL_SCENARIOS = [(1, 64, 1), (100, 64, 1), (1000, 64, 1), (1, 4096, 1), (100, 4096, 1),
                   (1000, 4096, 1), (100, 64, 16)]
 QUICK_SCENARIOS = [(100, 64, 1), (1000, 64, 1), (100, 64, 16)]
-
-
-def build_loadgen():
-    """Compile loadgen.c once; return its path, or None without a C compiler."""
-    return compile_tool(os.path.join(HERE, "loadgen.c"))
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def process_cpu_seconds(pid):
-    """utime + stime of a process (all its threads), from /proc."""
-    with open("/proc/%d/stat" % pid) as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def start_server(model, port, *extra):
-    process = subprocess.Popen([sys.executable, "-m", "benchmarks.servers", model, str(port)]
-                               + list(extra), cwd=os.path.dirname(HERE),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = process.stdout.readline().strip()
-    if line != "ready":
-        process.kill()
-        raise RuntimeError("%s server did not start: %r %s" % (model, line, process.stderr.read()))
-    return process
-
-
-def prime(port, preamble=b""):
-    """Open, use and close one connection before measuring.
-
-    A fresh CPython server whose reads allocate large buffers (asyncio reads
-    256 KiB at a time) pays glibc mmap/munmap on every read until a first
-    connection closes and glibc raises its mmap threshold; a real server is
-    long past that point, so every model is primed the same way.
-    """
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(preamble + b"prime" * 13000)
-        received = 0
-        while received < 5 * 13000:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            received += len(chunk)
-    time.sleep(0.05)
-
-
-def stop_server(process):
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-
-
-def measure(model, command, warmup, duration, before=None, env=None):
-    """Run ``command`` (a load generator printing JSON) against a fresh ``model`` server.
-
-    ``before(port)`` primes the server first. The load generator runs with
-    LOADGEN_HOLD set: it prints "measuring" when its window opens (after
-    its connects and warm-up) and holds its connections after printing its
-    JSON until its stdin closes, so the server's CPU time, read from /proc
-    at those two lines, covers exactly the measured window. Returns the
-    load generator's JSON and those server CPU seconds; the command's
-    "{port}" is replaced by the server's port.
-    """
-    port = free_port()
-    server = start_server(model, port)
-    client = None
-    try:
-        if before is not None:
-            before(port)
-        client = subprocess.Popen([part.replace("{port}", str(port)) for part in command],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                  env=dict(env or os.environ, LOADGEN_HOLD="1"))
-        watchdog = threading.Timer(warmup + duration + 120, client.kill)
-        watchdog.start()
-        try:
-            opened = client.stdout.readline()
-            cpu_before = process_cpu_seconds(server.pid)
-            output = client.stdout.readline()
-            cpu_after = process_cpu_seconds(server.pid)
-        finally:
-            watchdog.cancel()
-        if opened.strip() != "measuring" or not output:
-            raise RuntimeError("the load generator against %s stopped early (exit %s): %r %r"
-                               % (model, client.poll(), opened, output))
-    finally:
-        if client is not None:
-            release_loadgen(client)
-        stop_server(server)
-    return json.loads(output), cpu_after - cpu_before
-
-
-def one_run(model, scenario, loadgen, warmup, duration, framing="raw", preamble=b""):
-    """Measure one scenario on a fresh server; ``preamble`` (a token line) opens each connection."""
-    conns, size, pipeline = scenario
-    command = ([loadgen] if loadgen else [sys.executable, os.path.join(HERE, "pyloadgen.py")])
-    command += ["127.0.0.1", "{port}", str(conns), str(size), str(pipeline),
-                str(warmup), str(duration), framing]
-    if framing == "raw":
-        before = lambda port: prime(port, preamble + b"\n" if preamble else b"")  # noqa: E731
-    else:
-        before = lambda port: time.sleep(0.05)                                  # noqa: E731
-    env = dict(os.environ, LOADGEN_PREAMBLE=preamble.decode()) if preamble else None
-    result, cpu_seconds = measure(model, command, warmup, duration, before, env)
-    requests = max(result["requests"], 1)
-    return {
-        "requests_per_second": result["requests"] / result["seconds"],
-        "p50_us": result["p50_us"], "p99_us": result["p99_us"],
-        "server_cpu_us_per_request": cpu_seconds * 1e6 / requests,
-        "loadgen_busy": result["cpu_seconds"] / result["seconds"],
-        "errors": result["errors"],
-        "lost": result.get("lost", 0),
-    }
 
 
 def idle_growth(model, count, flag):
@@ -218,35 +96,6 @@ def idle_memory_table(count, results):
                 "from /proc in an untraced run)" % "{:,}".format(count),
                 ["model", "Python heap", "RSS growth", "RSS vs asyncio"][:len(rows[0])], rows,
                 ["targets: reactor heap <= 3 KiB (3072 B); RSS growth <= 0.5x asyncio's"])
-
-
-#: Beyond one fd per connection, what each process needs (listener, epoll,
-#: pipes, stdio, imported modules).
-FD_MARGIN = 100
-
-
-def fd_limit_problem(connections):
-    """Fit ``connections`` in this process's fd limit, raising the soft limit
-    (the servers and load generator we start inherit it) up to the hard one.
-
-    The server and the load generator are separate processes, each holding
-    one fd per connection, so each needs ``connections + FD_MARGIN``.
-    Returns None when that fits, else a sentence on what to change.
-    """
-    import resource
-    needed = connections + FD_MARGIN
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft >= needed:
-        return None
-    if hard == resource.RLIM_INFINITY or hard >= needed:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-        return None
-    return ("%s connections need an open-file limit of at least %s in each process (the "
-            "server and the load generator each hold one fd per connection, plus %d of their "
-            "own); this shell allows %s and at most %s. Raise the hard limit (as root, or in "
-            "/etc/security/limits.conf), run `ulimit -n %d`, or ask for fewer connections."
-            % ("{:,}".format(connections), "{:,}".format(needed), FD_MARGIN,
-               "{:,}".format(soft), "{:,}".format(hard), needed))
 
 
 #: Models of the --connections scale run: the floor, the C loop and asyncio.
@@ -323,13 +172,6 @@ def main(args, extra):
     if not os.path.exists("/proc/self/stat"):
         print("the echo suite reads server CPU time from /proc; this platform has none")
         return 1
-    counts, refused = workers_option(
-        extra, "usage: python -m benchmarks echo --workers 1,2 [--quick] [--repeat R] "
-        "[--json FILE]")
-    if refused:
-        return refused
-    if counts:
-        return workers_echo_main(args, counts)
     if "--connections" in extra:
         at = extra.index("--connections")
         try:
@@ -338,9 +180,6 @@ def main(args, extra):
             print("usage: python -m benchmarks echo --connections N [--quick] [--repeat R]")
             return 2
         return scale_main(args, connections)
-    if "--protected" in extra:
-        from .protected import main as protected_main
-        return protected_main(args, extra)
     quick = args.quick
     repeat = args.repeat or (1 if quick else 3)
     warmup, duration = (0.5, 2.0) if quick else (1.0, 4.0)

@@ -25,8 +25,8 @@ from reactor.errors import FramingError
 from reactor.framing import FixedSizeFramer, LengthPrefixFramer, LineFramer, NetstringFramer
 
 from .common import median_seconds, print_table, write_json
-from .echo import build_loadgen, one_run
 from .servers import FRAMED_MODELS
+from .harness import build_loadgen, one_run
 
 LIMIT = 1 << 20
 

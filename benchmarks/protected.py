@@ -21,8 +21,8 @@ import statistics
 import time
 
 from .common import print_table, write_json
-from .echo import build_loadgen, free_port, one_run, prime, start_server, stop_server
 from .servers import BENCH_TOKEN, PROTECTED_MODELS
+from .harness import build_loadgen, free_port, one_run, prime, start_server, stop_server
 
 SCENARIOS = [(100, 64, 1), (1000, 64, 1)]
 SLOWLORIS_CONNECTIONS = 2000

@@ -29,22 +29,10 @@ import sys
 import time
 
 from .common import print_table, write_json
+from .harness import free_port, pinned, stop
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def pinned(core, command):
-    """Prefix ``command`` with taskset to run it on ``core``, when that is possible."""
-    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
-        return ["taskset", "-c", str(core)] + command
-    return command
 
 
 def start(model, port):
@@ -66,15 +54,6 @@ def start(model, port):
             time.sleep(0.05)
     process.kill()
     raise RuntimeError("%s did not start on port %d" % (model, port))
-
-
-def stop(process):
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def benchmark(port, pipeline, requests, clients=50):

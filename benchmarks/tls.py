@@ -12,9 +12,9 @@ Models run round-robin within each repeat.
 import os
 import statistics
 
-from .common import compile_tool, print_table, write_json
-from .echo import measure
+from .common import print_table, write_json
 from .servers import TLS_MODELS
+from .harness import build_loadgen, measure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIOS = [("echo", 100, 64), ("echo", 100, 16384), ("handshake", 16, 0)]
@@ -22,7 +22,7 @@ SCENARIOS = [("echo", 100, 64), ("echo", 100, 16384), ("handshake", 16, 0)]
 
 def build_tls_loadgen():
     """Compile tlsloadgen.c against OpenSSL; return its path, or None if that is not possible."""
-    return compile_tool(os.path.join(HERE, "tlsloadgen.c"), ["-lssl", "-lcrypto"])
+    return build_loadgen("tlsloadgen", ["-lssl", "-lcrypto"])
 
 
 def one_run(model, scenario, loadgen, warmup, duration):

@@ -11,8 +11,8 @@ comes from /proc. Models run round-robin within each repeat.
 import statistics
 
 from .common import print_table, write_json
-from .echo import build_loadgen, one_run
 from .servers import UDP_MODELS
+from .harness import build_loadgen, one_run
 
 
 def main(args, extra):

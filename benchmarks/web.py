@@ -32,26 +32,21 @@ file) as one process, then under a supervisor with 1 and 2 workers
 (``workers.py``).
 """
 
-import contextlib
 import http.client
 import os
 import re
 import resource
 import shutil
-import signal
 import socket
-import statistics
 import subprocess
-import sys
 import tempfile
-import time
 
-from .common import (compile_tool, medians_or_why, print_table, read_until, round_robin,
-                     run_held, scenario_results, write_json)
-from .echo import fd_limit_problem, free_port, process_cpu_seconds
+from .common import print_table
 from .http_servers import BODY, MODELS, NO_STATIC, available
-from .resp import pinned, stop
-from .workers import http_main as workers_http_main, workers_option
+from .harness import (
+    StartFailed, build_loadgen, heap_target, idle_heap_table, medians_or_why, paired, pinned,
+    print_targets, process_cpu_seconds, ratio_targets, read_until, round_robin, run_held,
+    scenario_results, serving)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -60,42 +55,6 @@ CONNECTIONS = 100
 SCENARIOS = [("hello", "/"), ("static 13 B", "/hello.txt")]
 IDLE_MODELS = ["reactor", "asyncio-floor", "aiohttp"]
 WRK_UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 6e7}
-
-
-class StartFailed(Exception):
-    """The server exited, or never accepted: not worth another round."""
-
-
-@contextlib.contextmanager
-def serving(model, root=None, idle=False, module="benchmarks.http_servers"):
-    """Run ``model``'s server (``python -m module model port``) on core 0 until the block
-    ends; yield (process, port)."""
-    port = free_port()
-    command = [sys.executable, "-m", module, model, str(port)]
-    command += (["--root", root] if root else []) + (["--measure-idle"] if idle else [])
-    with tempfile.TemporaryFile(mode="w+") as log:
-        process = subprocess.Popen(pinned(0, command), cwd=ROOT, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE if idle else subprocess.DEVNULL,
-                                   stderr=log, text=True)
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                if process.poll() is not None:
-                    log.seek(0)
-                    lines = [line.strip() for line in log.read().splitlines() if line.strip()]
-                    raise StartFailed(lines[-1] if lines else "exit %d" % process.returncode)
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise StartFailed("did not accept connections within 20 s")
-                    time.sleep(0.05)
-            yield process, port
-        finally:
-            stop(process)
-            if process.stdout:
-                process.stdout.close()
 
 
 def check(port, path):
@@ -180,13 +139,6 @@ def one_run(model, path, root, loadgen, warmup, duration):
                 loadgen_busy=result["cpu_seconds"] / result["seconds"], errors=result["errors"])
 
 
-def paired(numerator, denominator, key="requests_per_second"):
-    """Median over rounds of ``key`` (req/s) in ``numerator`` / ``denominator`` (two lists
-    of runs, one per round, None where it failed), over the rounds where both ran."""
-    ratios = [a[key] / b[key] for a, b in zip(numerator, denominator) if a and b]
-    return statistics.median(ratios) if ratios else None
-
-
 def scenario_table(label, models, runs, status):
     """Print one scenario's table; return the medians of each model that ran."""
     rows, medians, notes = [], {}, []
@@ -227,79 +179,6 @@ def keepalive_batch(port, size, clients):
         read_until(sock, BODY)
 
 
-def idle_heap(model, count, open_batch=keepalive_batch, module="benchmarks.http_servers",
-              check_server=lambda port: check(port, "/")):
-    """Python heap bytes per idle connection of ``model`` (``python -m module``), as
-    ``open_batch(port, size, clients)`` opens them (default: HTTP keep-alive connections,
-    each having had one response), after ``check_server(port)``."""
-    with serving(model, idle=True, module=module) as (server, port):
-        def heap():
-            server.send_signal(signal.SIGUSR1)
-            return int(server.stdout.readline().split()[1])
-        check_server(port)
-        before = heap()
-        clients = []
-        try:
-            while len(clients) < count:
-                open_batch(port, min(500, count - len(clients)), clients)
-            return (heap() - before) / count
-        finally:
-            for sock in clients:
-                sock.close()
-
-
-def idle_heap_table(what, models, count, results, **options):
-    """Print the heap per idle ``what`` of each of ``models`` (``idle_heap`` with
-    ``options``), add them to ``results`` and return them ({model: bytes})."""
-    heap_rows, heap = [], {}
-    problem = fd_limit_problem(count)
-    for model in models:
-        try:
-            heap[model] = value = None if problem else idle_heap(model, count, **options)
-            heap_rows.append([model, problem or "%.0f B" % value])
-        except Exception as exc:
-            heap_rows.append([model, "failed: %s" % (str(exc) or type(exc).__name__)])
-        results.append({"scenario": "idle heap", "model": model, "connections": count,
-                        "heap_bytes_per_connection": heap.get(model), "detail": heap_rows[-1][1]})
-    print_table("Python heap per idle %s (%s connections, tracemalloc)"
-                % (what, "{:,}".format(count)), ["model", "heap per connection"], heap_rows)
-    return heap
-
-
-def heap_target(value, what, rows, results):
-    """Add the target "heap <= 4 KiB per idle ``what``" for ``value`` bytes to ``rows``
-    (of the targets table) and ``results``."""
-    rows.append(["heap <= 4 KiB per idle %s" % what,
-                 "n/a" if value is None else "%.0f B" % value, verdict(value, 4096, at_most=True)])
-    results.append({"target": rows[-1][0], "bytes": value, "verdict": rows[-1][2]})
-
-
-def ratio_targets(targets, runs, results, key="requests_per_second"):
-    """Rows of the targets table for ``targets``: (what, reactor's scenario, the other
-    (scenario, model), least ratio of ``key``); each is added to ``results`` too."""
-    rows = []
-    for text, mine, other, target in targets:
-        ratio = paired(runs.get((mine, "reactor"), ()), runs.get(other, ()), key)
-        rows.append([text, "n/a" if ratio is None else "%.2fx" % ratio, verdict(ratio, target)])
-        results.append({"target": text, "ratio": ratio, "verdict": rows[-1][2]})
-    return rows
-
-
-def print_targets(title, rows, results, json_path, suite):
-    """Print the targets table; write ``results`` to ``json_path`` when given; return 0."""
-    print_table(title, ["target", "measured", "verdict"], rows,
-                ["n/a: a model it needs was skipped or failed (see the tables above)"])
-    if json_path:
-        write_json(json_path, suite, results)
-    return 0
-
-
-def verdict(value, target, at_most=False):
-    if value is None:
-        return "n/a"
-    return "met" if (value <= target if at_most else value >= target) else "missed"
-
-
 def main(args, extra):
     if not os.path.exists("/proc/self/stat"):
         print("the http suite reads server CPU time from /proc; this platform has none")
@@ -312,16 +191,9 @@ def main(args, extra):
     if forced not in (None, "wrk", "c"):
         print("usage: python -m benchmarks http [--quick] [--repeat R] [--loadgen wrk|c]")
         return 2
-    counts, refused = workers_option(
-        extra, "usage: python -m benchmarks http --workers 1,2 [--quick] [--repeat R] "
-        "[--loadgen wrk|c] [--json FILE]")
-    if refused:
-        return refused
-    if counts:
-        return workers_http_main(args, counts, forced)
     loadgen = "wrk" if shutil.which("wrk") and forced != "c" else None
     if loadgen is None:
-        loadgen = compile_tool(os.path.join(HERE, "httploadgen.c"))
+        loadgen = build_loadgen("httploadgen")
         if loadgen is None:
             print("http suite: neither wrk nor a C compiler for httploadgen.c is installed")
             return 1
@@ -352,7 +224,9 @@ def main(args, extra):
         medians = scenario_table(label, MODELS, runs, status)
         results += scenario_results(label, MODELS, medians, runs, status)
     heap = idle_heap_table("keep-alive connection", [m for m in IDLE_MODELS if m in models],
-                           idle_count, results)
+                           idle_count, results, open_batch=keepalive_batch,
+                           module="benchmarks.http_servers",
+                           check_server=lambda port: check(port, "/"))
     hello, static = SCENARIOS[0][0], SCENARIOS[1][0]
     targets = [  # (what, reactor's scenario, the other (scenario, model), ratio)
         ("hello >= 1.0x uvicorn-httptools", hello, (hello, "uvicorn-httptools"), 1.0),

@@ -41,13 +41,12 @@ import statistics
 from reactor.websocket import FrameParser, Message, check_server_response, \
     client_request_headers, encode_message
 
-from .common import (compile_tool, medians_or_why, print_table, read_until, round_robin,
-                     run_held, scenario_results)
-from .echo import fd_limit_problem, process_cpu_seconds
-from .resp import pinned
-from .web import (StartFailed, heap_target, idle_heap_table, paired, print_targets,
-                  ratio_targets, serving, verdict)
+from .common import print_table
 from .ws_servers import BROADCAST_MODELS, ECHO_MODELS, IDLE_MODELS, available
+from .harness import (
+    StartFailed, build_loadgen, fd_limit_problem, heap_target, idle_heap_table, medians_or_why,
+    paired, pinned, print_targets, process_cpu_seconds, ratio_targets, read_until, round_robin,
+    run_held, scenario_results, serving, verdict)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVERS = "benchmarks.ws_servers"
@@ -205,7 +204,7 @@ def main(args, extra):
     if not os.path.exists("/proc/self/stat"):
         print("the websocket suite reads server CPU time from /proc; this platform has none")
         return 1
-    loadgen = compile_tool(os.path.join(HERE, "wsloadgen.c"))
+    loadgen = build_loadgen("wsloadgen")
     if loadgen is None:
         print("websocket suite: no C compiler for wsloadgen.c (or it did not build)")
         return 1

@@ -30,26 +30,19 @@ cores: CPU per request is the figure to trust, and requests/s with two
 workers is bounded by the cores the load generator leaves.
 """
 
-import contextlib
 import os
 import re
 import shutil
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
-from .common import (compile_tool, medians_or_why, print_table, round_robin, run_held,
-                     scenario_results, write_json)
+from .common import print_table, write_json
+from .harness import (
+    LOADGEN_DIR, SINGLE, ServerFailed, build_loadgen, cli_server, medians_or_why, model_name,
+    paired, round_robin, run_held, scenario_results)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-SINGLE = "1 process"
-STARTED = re.compile(r"worker (\d+) started \(pid (\d+), generation (\d+)\)")
-ACCEPTING = re.compile(r"worker (\d+) \(pid (\d+)\) is accepting")
 #: (connections, message bytes, messages in flight per connection)
 ECHO_QUICK = [(100, 64, 1)]
 ECHO_FULL = [(100, 64, 1), (1000, 64, 1), (100, 64, 16)]
@@ -58,10 +51,6 @@ HTTP_PATH = "/hello.txt"
 CORES_NOTE = ("on a 2-core machine (this one has %s) the load generator competes with the "
               "workers for the cores: server CPU per request is the figure to trust, and "
               "req/s with 2 workers is bounded by the cores the load generator leaves")
-
-
-class ServerFailed(Exception):
-    """The server exited, or never became ready: not worth another round."""
 
 
 def parse_workers(extra):
@@ -88,144 +77,10 @@ def parse_workers(extra):
     return None
 
 
-def model_name(workers):
-    return SINGLE if workers is None else "--workers %d" % workers
-
-
 # -- CPU time of a process tree, from /proc --
-
-def parent_pids():
-    """{pid: its parent's pid} for every process, from /proc/PID/stat."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue                    # it exited while we looked
-        parents[int(entry)] = int(fields[1])
-    return parents
-
-
-def process_tree(pid):
-    """``pid`` and all its descendants, sorted (children of children included)."""
-    parents = parent_pids()
-    tree, frontier = {pid}, [pid]
-    while frontier:
-        frontier = [child for child, parent in parents.items()
-                    if parent in frontier and child not in tree]
-        tree.update(frontier)
-    return sorted(tree)
-
-
-def cpu_seconds(pid):
-    """utime + stime of a process (all its threads), from /proc."""
-    with open("/proc/%d/stat" % pid) as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu_seconds(pids):
-    """The CPU seconds of ``pids`` summed; ProcessLookupError if one has exited."""
-    total = 0.0
-    for pid in pids:
-        try:
-            total += cpu_seconds(pid)
-        except FileNotFoundError:
-            raise ProcessLookupError("process %d exited during the run" % pid) from None
-    return total
 
 
 # -- reactor's command line as a server --
-
-class CliServer:
-    """A running ``python -m reactor ...``: its port, the pids whose CPU is counted."""
-
-    def __init__(self, process, port, pids, log):
-        self.process, self.port, self.pids, self.log = process, port, pids, log
-
-    def cpu(self):
-        """CPU seconds of the supervisor and every worker (or of the single process)."""
-        return tree_cpu_seconds(self.pids)
-
-    def check_unchanged(self):
-        """Fail the run if a worker exited or was replaced since the server was ready."""
-        now = process_tree(self.process.pid)
-        if now != self.pids:
-            raise RuntimeError("the server's processes changed during the run (%s, then %s): "
-                               "a worker exited or restarted" % (self.pids, now))
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def accepts(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-def log_tail(log):
-    log.seek(0)
-    lines = [line.strip() for line in log.read().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
-
-
-@contextlib.contextmanager
-def cli_server(arguments, workers=None, port=None, ready_timeout=20):
-    """Run ``python -m reactor SUBCOMMAND ... --port P`` (``arguments`` from the subcommand
-    on), with ``--workers workers`` unless it is None, until the block ends; yield a
-    CliServer once every worker says it is accepting and the port accepts."""
-    port = port or free_port()
-    command = [sys.executable, "-m", "reactor", "--log-level", "INFO"] + list(arguments)
-    command += ["--port", str(port), "--grace", "1"]
-    if workers is not None:
-        command += ["--workers", str(workers)]
-    with tempfile.TemporaryFile(mode="w+") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=log, text=True)
-        try:
-            deadline = time.monotonic() + ready_timeout
-            while True:
-                if process.poll() is not None:
-                    raise ServerFailed("%s exited (%d): %s" % (model_name(workers),
-                                                             process.returncode, log_tail(log)))
-                log.seek(0)
-                text = log.read()
-                ready = workers is None or len(set(ACCEPTING.findall(text))) >= workers
-                if ready and accepts(port):
-                    break
-                if time.monotonic() > deadline:
-                    raise ServerFailed("%s was not ready within %d s: %s"
-                                       % (model_name(workers), ready_timeout, log_tail(log)))
-                time.sleep(0.05)
-            pids = process_tree(process.pid)
-            if workers is not None:
-                logged = sorted({int(pid) for _, pid, _ in STARTED.findall(text)})
-                if sorted(set(pids) - {process.pid}) != logged or len(logged) != workers:
-                    raise ServerFailed("--workers %d: the log names workers %s, the process "
-                                       "tree is %s" % (workers, logged, pids))
-            yield CliServer(process, port, pids, log)
-        finally:
-            stop(process)
-
-
-def stop(process):
-    """SIGTERM (the server drains, then exits); SIGKILL if it is still there after 15 s."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 # -- the runs --
@@ -251,7 +106,7 @@ def echo_run(workers, scenario, loadgen, warmup, duration):
     with cli_server(["echo"], workers) as server:
         for _ in range(4):              # a few connections, so every worker is likely primed
             prime(server.port)
-        command = [loadgen] if loadgen else [sys.executable, os.path.join(HERE, "pyloadgen.py")]
+        command = [loadgen] if loadgen else [sys.executable, os.path.join(LOADGEN_DIR, "pyloadgen.py")]
         command += ["127.0.0.1", str(server.port), str(conns), str(size), str(pipeline),
                     str(warmup), str(duration), "raw"]
         result, cpu = run_held(command, server.cpu, "the load generator")
@@ -274,12 +129,6 @@ def http_run(workers, root, loadgen, warmup, duration):
 
 
 # -- the table --
-
-def paired(numerator, denominator, key):
-    """Median over rounds of ``key`` in ``numerator`` / ``denominator`` (runs per round, None
-    where one failed), over the rounds where both ran; None when there is none."""
-    ratios = [a[key] / b[key] for a, b in zip(numerator, denominator) if a and b and b[key]]
-    return statistics.median(ratios) if ratios else None
 
 
 def workers_rows(label, models, runs, status, notes):
@@ -383,7 +232,7 @@ def http_main(args, counts, forced=None):
     warmup, duration = (1, 2) if args.quick else (2, 5)     # wrk takes whole seconds
     loadgen = "wrk" if shutil.which("wrk") and forced != "c" else None
     if loadgen is None:
-        loadgen = compile_tool(os.path.join(HERE, "httploadgen.c"))
+        loadgen = build_loadgen("httploadgen")
         if loadgen is None:
             print("http --workers: neither wrk nor a C compiler for httploadgen.c is installed")
             return 1
@@ -420,3 +269,16 @@ def workers_option(extra, usage):
         print(exc)
         print(usage)
         return None, 2
+
+
+def main(args, extra):
+    """``echo --workers 1,2`` and ``http --workers 1,2``: ``__main__`` routes them here."""
+    counts, refused = workers_option(
+        extra, "usage: python -m benchmarks %s --workers 1,2 [--quick] [--repeat R]%s "
+        "[--json FILE]" % (args.suite, " [--loadgen wrk|c]" if args.suite == "http" else ""))
+    if refused:
+        return refused
+    if args.suite == "http":
+        forced = extra[extra.index("--loadgen") + 1] if "--loadgen" in extra[:-1] else None
+        return http_main(args, counts, forced)
+    return echo_main(args, counts)

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from benchmarks import chat_redis
-from benchmarks.workers import (SINGLE, ServerFailed, cli_server, parse_workers, process_tree,
-                                tree_cpu_seconds, workers_rows)
+from benchmarks.harness import SINGLE, ServerFailed, cli_server, process_tree, tree_cpu_seconds
+from benchmarks.workers import parse_workers, workers_rows
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
