@@ -361,6 +361,7 @@ def one_run(model, scenario, loadgen, warmup, duration, framing="raw", preamble=
     return {
         "requests_per_second": result["requests"] / result["seconds"],
         "p50_us": result["p50_us"], "p99_us": result["p99_us"],
+        "p90_us": result["p90_us"], "p999_us": result["p999_us"],
         "server_cpu_us_per_request": cpu_seconds * 1e6 / requests,
         "loadgen_busy": result["cpu_seconds"] / result["seconds"],
         "errors": result["errors"],
@@ -457,7 +458,7 @@ def scenario_results(scenario, models, medians, runs, status):
             for model in models]
 
 
-def paired(numerator, denominator, key):
+def paired(numerator, denominator, key="requests_per_second"):
     """Median over rounds of ``key`` in ``numerator`` / ``denominator`` (runs per round, None
     where one failed), over the rounds where both ran; None when there is none."""
     ratios = [a[key] / b[key] for a, b in zip(numerator, denominator) if a and b and b[key]]

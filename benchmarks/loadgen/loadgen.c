@@ -8,7 +8,8 @@
  * Latency of a message = time from its send to its last byte echoed.
  *
  * usage: loadgen HOST PORT CONNS SIZE PIPELINE WARMUP_S DURATION_S [raw|length]
- * prints one JSON line: requests, seconds, p50_us, p99_us, cpu_seconds, errors
+ * prints one JSON line: requests, seconds, p50_us, p90_us, p99_us, p999_us, cpu_seconds,
+ * errors, lost
  *
  * With "length", each SIZE-byte message is a frame: a 4-byte big-endian
  * length (SIZE - 4) and its payload, for framed echo servers.
@@ -225,10 +226,12 @@ int main(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru1);
     double cpu = (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) + (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6
                + (ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) + (ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
-    printf("{\"requests\": %llu, \"seconds\": %.6f, \"p50_us\": %.0f, \"p99_us\": %.0f, "
-           "\"cpu_seconds\": %.6f, \"errors\": %ld, \"lost\": %llu}\n",
+    printf("{\"requests\": %llu, \"seconds\": %.6f, \"p50_us\": %.0f, \"p90_us\": %.0f, "
+           "\"p99_us\": %.0f, \"p999_us\": %.0f, \"cpu_seconds\": %.6f, \"errors\": %ld, "
+           "\"lost\": %llu}\n",
            (unsigned long long)completed, duration, percentile(completed, 0.50),
-           percentile(completed, 0.99), cpu, errors, (unsigned long long)lost);
+           percentile(completed, 0.90), percentile(completed, 0.99),
+           percentile(completed, 0.999), cpu, errors, (unsigned long long)lost);
     hold();
     for (int i = 0; i < nconns; i++) close(conns[i].fd);
     return 0;

@@ -67,7 +67,8 @@ def main():
     latencies.sort()
     pick = lambda p: latencies[int(len(latencies) * p)] * 1e6 if latencies else 0.0
     print(json.dumps({"requests": len(latencies), "seconds": duration, "p50_us": pick(0.5),
-                      "p99_us": pick(0.99), "cpu_seconds": usage.ru_utime + usage.ru_stime - (cpu0 or 0),
+                      "p90_us": pick(0.90), "p99_us": pick(0.99),
+                      "p999_us": pick(0.999), "cpu_seconds": usage.ru_utime + usage.ru_stime - (cpu0 or 0),
                       "errors": 0}), flush=True)
     if os.environ.get("LOADGEN_HOLD"):                  # keep the connections until stdin closes
         sys.stdin.read()
