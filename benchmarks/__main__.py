@@ -1,4 +1,8 @@
-"""``python -m benchmarks [SUITE] [--quick] [--json FILE]``: list or run a suite."""
+"""``python -m benchmarks [SUITE] [--quick] [--json FILE]``: list or run a suite.
+
+Also ``python -m benchmarks all [--quick] [--report DIR]`` (every suite, one report:
+``all.py``) and ``python -m benchmarks compare OLD.json NEW.json`` (the ratio per cell).
+"""
 
 import argparse
 import importlib
@@ -18,12 +22,20 @@ SUITES = {
                    "processes against one (messages/s)"),
     "protected": ("benchmarks.protected", "echo with every protection on vs off: the cost of "
                   "limits, rates and auth"),
+    "scaling": ("benchmarks.scaling", "echo req/s and p99 from 1 to 10,000 connections, by "
+                "model"),
+    "all": ("benchmarks.all", "every comparison suite, then report.md, results.json and SVG "
+            "charts (--report DIR)"),
     "attacks": ("benchmarks.attacks", "the attack report's hostile clients against a live server "
                 "(--tree DIR to run them against another checkout)"),
 }
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:
+        from .report.compare import main as compare_main
+        return compare_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m benchmarks",
                                      description="Run a benchmark suite and print a table.")
     parser.add_argument("suite", nargs="?", choices=sorted(SUITES), help="suite to run")
@@ -32,7 +44,8 @@ def main(argv=None):
     parser.add_argument("--json", metavar="FILE", help="also write raw results as JSON")
     args, extra = parser.parse_known_args(argv)
     if args.suite is None:
-        print("suites (python -m benchmarks SUITE [--quick] [--json FILE]):")
+        print("suites (python -m benchmarks SUITE [--quick] [--json FILE]); "
+              "compare OLD.json NEW.json:")
         for name, (_, summary) in sorted(SUITES.items()):
             print("  %-10s %s" % (name, summary))
         return 0
