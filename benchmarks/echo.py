@@ -32,11 +32,17 @@ import statistics
 import time
 
 from .common import print_table, write_json
-from .servers import MODELS, available
 from .harness import (
     build_loadgen, fd_limit_problem, free_port, one_run, prime, start_server, stop_server)
+from .models import available, models_for
+from .models.baselines import POOL_THREADS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: every model that speaks echo (benchmarks/models/), in registration order
+MODELS = models_for("echo")
+POOL_NOTES = ["threadpool serves %d connections at a time, prefork %d (2 x cores): the others "
+              "wait, accepted but unanswered, so their req/s and latency are those few "
+              "connections'" % (POOL_THREADS, 2 * (os.cpu_count() or 1))]
 FULL_SCENARIOS = [(1, 64, 1), (100, 64, 1), (1000, 64, 1), (1, 4096, 1), (100, 4096, 1),
                   (1000, 4096, 1), (100, 64, 16)]
 QUICK_SCENARIOS = [(100, 64, 1), (1000, 64, 1), (100, 64, 16)]
@@ -228,7 +234,7 @@ def main(args, extra):
         print_table(label, ["model", "req/s", "vs floor", "vs asyncio", "p50 us", "p99 us",
                             "server us/req", "cpu vs asyncio", "loadgen busy"], rows,
                     ["floor = selectors-minimal; loadgen busy >= 90% means the load generator, "
-                     "not the server, set the rate"])
+                     "not the server, set the rate"] + POOL_NOTES)
     count = 2000 if quick else 10000
     problem = fd_limit_problem(count)
     if problem:

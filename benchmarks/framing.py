@@ -25,10 +25,12 @@ from reactor.errors import FramingError
 from reactor.framing import FixedSizeFramer, LengthPrefixFramer, LineFramer, NetstringFramer
 
 from .common import median_seconds, print_table, write_json
-from .servers import FRAMED_MODELS
 from .harness import build_loadgen, one_run
+from .models import models_for
 
 LIMIT = 1 << 20
+#: the length-prefixed echo servers (benchmarks/models/)
+FRAMED_MODELS = models_for("echo-framed")
 
 
 def make_stream(kind, frame_size, total_bytes):

@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -135,14 +136,26 @@ def log_tail(log):
 
 # -- servers under test ------------------------------------------------------------------
 
-def start_server(model, port, *extra):
-    process = subprocess.Popen([sys.executable, "-m", "benchmarks.servers", model, str(port)]
+def start_server(model, port, *extra, timeout=30):
+    """Start ``python -m benchmarks.models model port *extra``; return it once it says
+    "ready". RuntimeError, with its stderr, if it does not within ``timeout`` seconds (a
+    model that cannot run here exits at once, saying why)."""
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.models", model, str(port)]
                                + list(extra), cwd=os.path.dirname(HERE),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = process.stdout.readline().strip()
+    timed_out = not select.select([process.stdout], [], [], timeout)[0]
+    line = "" if timed_out else process.stdout.readline().strip()
     if line != "ready":
-        process.kill()
-        raise RuntimeError("%s server did not start: %r %s" % (model, line, process.stderr.read()))
+        for pid in reversed(process_tree(process.pid)):       # children first: prefork's
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            errors = process.communicate(timeout=10)[1].strip()
+        except subprocess.TimeoutExpired:
+            errors = ""
+        said = " within %d s" % timeout if timed_out else " (it said %r)" % line if line else ""
+        raise RuntimeError("%s server did not start%s: %s" % (
+            model, said, errors.splitlines()[-1] if errors else "exit %s" % process.returncode))
     return process
 
 
@@ -179,11 +192,13 @@ class StartFailed(Exception):
 
 
 @contextlib.contextmanager
-def serving(model, root=None, idle=False, module="benchmarks.http_servers"):
-    """Run ``model``'s server (``python -m module model port``) on core 0 until the block
-    ends; yield (process, port)."""
+def serving(model, root=None, idle=False, protocol="http"):
+    """Run ``model``'s ``protocol`` server (``python -m benchmarks.models model port
+    --protocol protocol``; ``root`` makes it http-static) on core 0 until the block ends;
+    yield (process, port) once the port accepts."""
     port = free_port()
-    command = [sys.executable, "-m", module, model, str(port)]
+    command = [sys.executable, "-m", "benchmarks.models", model, str(port),
+               "--protocol", protocol]
     command += (["--root", root] if root else []) + (["--measure-idle"] if idle else [])
     with tempfile.TemporaryFile(mode="w+") as log:
         process = subprocess.Popen(pinned(0, command), cwd=ROOT, stdin=subprocess.DEVNULL,
@@ -313,7 +328,9 @@ def measure(model, command, warmup, duration, before=None, env=None):
     LOADGEN_HOLD set: it prints "measuring" when its window opens (after
     its connects and warm-up) and holds its connections after printing its
     JSON until its stdin closes, so the server's CPU time, read from /proc
-    at those two lines, covers exactly the measured window. Returns the
+    at those two lines, covers exactly the measured window (the CPU of the
+    server's whole process tree: prefork's and reactor-workers' children
+    count). Returns the
     load generator's JSON and those server CPU seconds; the command's
     "{port}" is replaced by the server's port.
     """
@@ -323,6 +340,7 @@ def measure(model, command, warmup, duration, before=None, env=None):
     try:
         if before is not None:
             before(port)
+        pids = process_tree(server.pid)     # a multi-process model: its children count too
         client = subprocess.Popen([part.replace("{port}", str(port)) for part in command],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                   env=dict(env or os.environ, LOADGEN_HOLD="1"))
@@ -330,9 +348,9 @@ def measure(model, command, warmup, duration, before=None, env=None):
         watchdog.start()
         try:
             opened = client.stdout.readline()
-            cpu_before = process_cpu_seconds(server.pid)
+            cpu_before = tree_cpu_seconds(pids)
             output = client.stdout.readline()
-            cpu_after = process_cpu_seconds(server.pid)
+            cpu_after = tree_cpu_seconds(pids)
         finally:
             watchdog.cancel()
         if opened.strip() != "measuring" or not output:
@@ -467,11 +485,11 @@ def paired(numerator, denominator, key="requests_per_second"):
 
 # -- idle memory and targets ----------------------------------------------------------------
 
-def idle_heap(model, count, open_batch, module, check_server):
-    """Python heap bytes per idle connection of ``model`` (``python -m module``), as
+def idle_heap(model, count, open_batch, protocol, check_server):
+    """Python heap bytes per idle connection of ``model``'s ``protocol`` server, as
     ``open_batch(port, size, clients)`` opens them (default: HTTP keep-alive connections,
     each having had one response), after ``check_server(port)``."""
-    with serving(model, idle=True, module=module) as (server, port):
+    with serving(model, idle=True, protocol=protocol) as (server, port):
         def heap():
             server.send_signal(signal.SIGUSR1)
             return int(server.stdout.readline().split()[1])

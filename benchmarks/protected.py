@@ -21,10 +21,12 @@ import statistics
 import time
 
 from .common import print_table, write_json
-from .servers import BENCH_TOKEN, PROTECTED_MODELS
 from .harness import build_loadgen, free_port, one_run, prime, start_server, stop_server
+from .models import BENCH_TOKEN, models_for
 
 SCENARIOS = [(100, 64, 1), (1000, 64, 1)]
+#: the plain reactor echo, then the guarded ones (benchmarks/models/)
+PROTECTED_MODELS = ["reactor"] + models_for("echo-protected")
 SLOWLORIS_CONNECTIONS = 2000
 SLOWLORIS_IDLE_SECONDS = 2.0
 PARTIAL_REQUEST = b"GET / HTTP/1.1\r\nHost: example.com\r\nX-a: "

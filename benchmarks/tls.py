@@ -13,10 +13,12 @@ import os
 import statistics
 
 from .common import print_table, write_json
-from .servers import TLS_MODELS
 from .harness import build_loadgen, measure
+from .models import models_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: the TLS echo servers (benchmarks/models/), tests/certs/server.pem
+TLS_MODELS = models_for("echo-tls")
 SCENARIOS = [("echo", 100, 64), ("echo", 100, 16384), ("handshake", 16, 0)]
 
 

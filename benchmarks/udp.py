@@ -11,8 +11,11 @@ comes from /proc. Models run round-robin within each repeat.
 import statistics
 
 from .common import print_table, write_json
-from .servers import UDP_MODELS
 from .harness import build_loadgen, one_run
+from .models import models_for
+
+#: the UDP echo servers (benchmarks/models/)
+UDP_MODELS = models_for("echo-udp")
 
 
 def main(args, extra):

@@ -4,7 +4,7 @@ Anchor pattern: the keep-alive HTTP/1.1 request/response server. 100
 keep-alive connections, one request in flight on each, ask every model for
 ``GET /`` ("Hello, world!" from a handler) and, where the model serves
 files, for ``GET /hello.txt`` (a 13-byte static file). The models are in
-``http_servers.py``: reactor; the floor (an asyncio Protocol writing a
+``models/http.py``: reactor; the floor (an asyncio Protocol writing a
 fixed reply per request, parsing nothing); the standard library's
 ThreadingHTTPServer; aiohttp with its C parser and with
 AIOHTTP_NO_EXTENSIONS=1; uvicorn with uvloop + httptools and with asyncio +
@@ -42,18 +42,21 @@ import subprocess
 import tempfile
 
 from .common import print_table
-from .http_servers import BODY, MODELS, NO_STATIC, available
 from .harness import (
     StartFailed, build_loadgen, heap_target, idle_heap_table, medians_or_why, paired, pinned,
     print_targets, process_cpu_seconds, ratio_targets, read_until, round_robin, run_held,
     scenario_results, serving)
+from .models import available, models_for
+from .models.http import BODY
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CONNECTIONS = 100
 #: scenario label -> path requested (static scenarios run with --root)
 SCENARIOS = [("hello", "/"), ("static 13 B", "/hello.txt")]
-IDLE_MODELS = ["reactor", "asyncio-floor", "aiohttp"]
+#: the HTTP servers (benchmarks/models/http.py); those that can report their idle heap
+MODELS = models_for("http")
+IDLE_MODELS = models_for("http", idle=True)
 WRK_UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 6e7}
 
 
@@ -204,11 +207,12 @@ def main(args, extra):
     models = [m for m in MODELS if available(m) is None]
     status = {}
     for label, path in SCENARIOS:
+        protocol = "http" if path == "/" else "http-static"
         for model in MODELS:
             if available(model):
                 status[label, model] = "skipped: " + available(model)
-            elif path != "/" and model in NO_STATIC:
-                status[label, model] = "n/a: " + NO_STATIC[model]
+            elif available(model, protocol):
+                status[label, model] = "n/a: " + available(model, protocol)
     runs = {(label, m): [] for label, _ in SCENARIOS for m in models if (label, m) not in status}
     with tempfile.TemporaryDirectory() as root:
         with open(os.path.join(root, "hello.txt"), "wb") as handle:
@@ -225,7 +229,7 @@ def main(args, extra):
         results += scenario_results(label, MODELS, medians, runs, status)
     heap = idle_heap_table("keep-alive connection", [m for m in IDLE_MODELS if m in models],
                            idle_count, results, open_batch=keepalive_batch,
-                           module="benchmarks.http_servers",
+                           protocol="http",
                            check_server=lambda port: check(port, "/"))
     hello, static = SCENARIOS[0][0], SCENARIOS[1][0]
     targets = [  # (what, reactor's scenario, the other (scenario, model), ratio)

@@ -9,7 +9,7 @@ member connections that only read and one control connection; each round
 the control connection sends ``go 100`` and the server sends 100 text
 messages of 64 B to every member, one after another; the round's time runs
 until every member has *received* all 100 (deliveries/s = 100 x 1,000 /
-that time, the sum over the rounds). The models are in ``ws_servers.py``:
+that time, the sum over the rounds). The models are in ``models/websocket.py``:
 reactor (``python -m reactor echo --websocket``; for broadcast a Router
 model using ``reactor.websocket.protocol.broadcast``), the ``websockets``
 library's asyncio server (on asyncio, and on uvloop for echo; its
@@ -42,14 +42,17 @@ from reactor.websocket import FrameParser, Message, check_server_response, \
     client_request_headers, encode_message
 
 from .common import print_table
-from .ws_servers import BROADCAST_MODELS, ECHO_MODELS, IDLE_MODELS, available
 from .harness import (
     StartFailed, build_loadgen, fd_limit_problem, heap_target, idle_heap_table, medians_or_why,
     paired, pinned, print_targets, process_cpu_seconds, ratio_targets, read_until, round_robin,
     run_held, scenario_results, serving, verdict)
+from .models import available, models_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SERVERS = "benchmarks.ws_servers"
+#: the WebSocket servers (benchmarks/models/websocket.py): echo, broadcast, idle heap
+ECHO_MODELS = models_for("websocket")
+BROADCAST_MODELS = models_for("websocket-broadcast")
+IDLE_MODELS = models_for("websocket", idle=True)
 CONNECTIONS = 100
 MEMBERS = 1000
 #: messages sent to every member per broadcast round
@@ -119,7 +122,7 @@ def check(port):
 def one_echo(model, loadgen, label, warmup, duration):
     """Echo ``label``'s messages on a fresh ``model`` server; return the run's figures."""
     size, kind = ECHO[label]
-    with serving(model, module=SERVERS) as (server, port):
+    with serving(model, protocol="websocket") as (server, port):
         check(port)
         result, cpu = run_held(
             pinned(1, [loadgen, "127.0.0.1", str(port), str(CONNECTIONS), "echo", str(size),
@@ -135,7 +138,7 @@ def one_echo(model, loadgen, label, warmup, duration):
 
 def one_broadcast(model, loadgen, rounds):
     """Broadcast rounds on a fresh ``model`` server; return the run's figures."""
-    with serving(model, module=SERVERS) as (server, port):
+    with serving(model, protocol="websocket-broadcast") as (server, port):
         check(port)
         result, cpu = run_held(
             pinned(1, [loadgen, "127.0.0.1", str(port), str(MEMBERS), "broadcast",
@@ -252,7 +255,7 @@ def main(args, extra):
                                  BROADCAST_COLUMNS if broadcast else ECHO_COLUMNS, notes)
         results += scenario_results(label, models, medians, runs, status)
     heap = idle_heap_table("WebSocket", [m for m in IDLE_MODELS if not available(m)],
-                           idle_count, results, open_batch=websocket_batch, module=SERVERS,
+                           idle_count, results, open_batch=websocket_batch, protocol="websocket",
                            check_server=check)
     rows = ratio_targets([("64 B echo >= 1.5x websockets (msg/s)", "64 B text",
                            ("64 B text", "websockets"), 1.5)], runs, results, "rate")

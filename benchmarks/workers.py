@@ -227,7 +227,7 @@ def echo_main(args, counts):
 
 
 def http_main(args, counts, forced=None):
-    from .http_servers import BODY
+    from .models.http import BODY
     repeat = sizes(args)[0]
     warmup, duration = (1, 2) if args.quick else (2, 5)     # wrk takes whole seconds
     loadgen = "wrk" if shutil.which("wrk") and forced != "c" else None

@@ -1,67 +1,36 @@
-"""WebSocket servers for the websocket suite, one per model, each run in its own process.
+"""WebSocket servers for the websocket suite: reactor, websockets (asyncio and uvloop), aiohttp.
 
-``python -m benchmarks.ws_servers MODEL PORT [--measure-idle]`` listens on
-127.0.0.1:PORT and serves until SIGTERM (the suite waits until the port
-accepts). permessage-deflate is off in every model, so all exchange raw
-frames (the suite's load generator does not offer it either).
+permessage-deflate is off in every model, so all exchange raw frames (the
+suite's load generator does not offer it either). The suite waits until the
+port accepts: these servers print no "ready" line. Two jobs, chosen by the
+request path:
 
-Every model does the same two jobs, chosen by the request path:
+- protocol ``websocket``, any path but ``/control``: echo each message with
+  its type (text as text, binary as binary); the connection is also a
+  broadcast *member* while it is open.
+- protocol ``websocket-broadcast``, ``/control``: a text message ``go N``
+  sends N text messages of 64 B (``PAYLOAD``) to every member, one after
+  another, then answers ``%.6f``, the seconds that took in the server (the
+  suite's own figure is the time until every member has *received* them,
+  timed by the load generator).
 
-- any path but ``/control``: echo each message with its type (text as
-  text, binary as binary); the connection is also a broadcast *member*
-  while it is open.
-- ``/control``: a text message ``go N`` sends N text messages of 64 B
-  (``PAYLOAD``) to every member, one after another, then answers ``%.6f``,
-  the seconds that took in the server (the suite's own figure is the time
-  until every member has *received* them, timed by the load generator).
-
-Models:
-
-- ``reactor``: ``python -m reactor --log-level WARNING echo --websocket``
-  (this process becomes it); echo only. With ``--measure-idle``, the same
-  router (``reactor.apps.echo.websocket_echo_app``) served here under
-  tracemalloc.
-- ``reactor-broadcast``: a Router whose WebSocket route makes a member or
-  the control connection; ``broadcast()`` (``reactor.websocket.protocol``)
-  sends each message, encoded once, to all members.
-- ``websockets`` / ``websockets-uvloop``: the ``websockets`` library's
-  asyncio server (``compression=None``) on asyncio and on uvloop; its
-  ``broadcast()`` helper for the fan-out.
-- ``aiohttp``: aiohttp.web with ``WebSocketResponse(compress=False)``;
-  the fan-out awaits ``send_str`` on each member in turn (aiohttp has no
-  broadcast helper).
-
-With ``--measure-idle`` (reactor, websockets, aiohttp) the server traces
-its Python heap with tracemalloc and prints ``idle HEAP RSS COUNT`` on
-SIGUSR1 (``benchmarks.servers.report_idle``).
+With ``--measure-idle`` (reactor, websockets, aiohttp) the server traces its
+Python heap with tracemalloc and prints ``idle HEAP RSS COUNT`` on SIGUSR1
+(``support.report_idle``).
 """
 
-import importlib.util
 import os
 import signal
 import sys
 import time
 
-from .servers import report_idle, start_tracing
+from .registry import register
+from .support import report_idle, start_tracing
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: the broadcast message: 64 bytes of text
 PAYLOAD = "b" * 64
 CONTROL_PATH = "/control"
 MAX_MESSAGE_BYTES = 1 << 20
-
-ECHO_MODELS = ["reactor", "websockets", "websockets-uvloop", "aiohttp"]
-BROADCAST_MODELS = ["reactor-broadcast", "websockets", "aiohttp"]
-IDLE_MODELS = ["reactor", "websockets", "aiohttp"]
-#: model -> the packages it needs beyond the standard library
-OPTIONAL = {"websockets": ["websockets"], "websockets-uvloop": ["websockets", "uvloop"],
-            "aiohttp": ["aiohttp"]}
-
-
-def available(model):
-    """Return None if ``model`` can run here, else why it cannot."""
-    missing = [name for name in OPTIONAL.get(model, ()) if importlib.util.find_spec(name) is None]
-    return "%s not installed" % ", ".join(missing) if missing else None
 
 
 def go_count(message):
@@ -74,12 +43,14 @@ def go_count(message):
     return int(count)
 
 
-def serve_reactor(port, measure_idle):
-    if not measure_idle:
+@register("reactor", speaks=("websocket",), idle=True,
+          note="python -m reactor echo --websocket (this process becomes it); with "
+               "--measure-idle, the same router (websocket_echo_app) served here, traced")
+def serve_reactor(port, options):
+    if not options.measure_idle:
         os.execv(sys.executable, [sys.executable, "-m", "reactor", "--log-level", "WARNING",
                                   "echo", "--websocket", "--port", str(port)])
-    sys.path.insert(0, ROOT)
-    start_tracing(measure_idle)
+    start_tracing(options)
     from reactor import Reactor
     from reactor.apps.echo import websocket_echo_app
     loop = Reactor()
@@ -89,8 +60,10 @@ def serve_reactor(port, measure_idle):
     loop.close()
 
 
-def serve_reactor_broadcast(port, measure_idle):
-    sys.path.insert(0, ROOT)
+@register("reactor-broadcast", speaks=("websocket-broadcast",),
+          note="a reactor Router whose WebSocket route makes a member or the control "
+               "connection; broadcast() sends each message, encoded once, to all members")
+def serve_reactor_broadcast(port, options):
     from reactor import Reactor
     from reactor.http import Router
     from reactor.websocket.protocol import WebSocketProtocol, broadcast
@@ -124,10 +97,13 @@ def serve_reactor_broadcast(port, measure_idle):
     loop.close()
 
 
-def serve_websockets(port, measure_idle, use_uvloop=False):
+@register("websockets", speaks=("websocket", "websocket-broadcast"), needs=("websockets",),
+          idle=True, note="the websockets library's asyncio server (compression=None); its "
+                          "broadcast() helper for the fan-out")
+def serve_websockets(port, options, use_uvloop=False):
     import asyncio
     from websockets.asyncio.server import broadcast, serve
-    start_tracing(measure_idle)
+    start_tracing(options)
     members = set()
 
     async def handler(connection):
@@ -149,7 +125,7 @@ def serve_websockets(port, measure_idle, use_uvloop=False):
         loop = asyncio.get_running_loop()
         stop = loop.create_future()
         loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
-        if measure_idle:
+        if options.measure_idle:
             loop.add_signal_handler(signal.SIGUSR1, report_idle, lambda: len(members))
         async with serve(handler, "127.0.0.1", port, compression=None,
                          max_size=MAX_MESSAGE_BYTES, backlog=1024):
@@ -161,14 +137,19 @@ def serve_websockets(port, measure_idle, use_uvloop=False):
     asyncio.run(main())
 
 
-def serve_websockets_uvloop(port, measure_idle):
-    serve_websockets(port, measure_idle, use_uvloop=True)
+@register("websockets-uvloop", speaks=("websocket",), needs=("websockets", "uvloop"),
+          note="the websockets server on uvloop")
+def serve_websockets_uvloop(port, options):
+    serve_websockets(port, options, use_uvloop=True)
 
 
-def serve_aiohttp(port, measure_idle):
+@register("aiohttp", speaks=("websocket", "websocket-broadcast"), needs=("aiohttp",), idle=True,
+          note="aiohttp.web WebSocketResponse(compress=False); the fan-out awaits "
+               "send_str on each member in turn (aiohttp has no broadcast helper)")
+def serve_aiohttp(port, options):
     import asyncio
     from aiohttp import WSMsgType, web
-    start_tracing(measure_idle)
+    start_tracing(options)
     members = set()
 
     async def control(ws):
@@ -202,20 +183,6 @@ def serve_aiohttp(port, measure_idle):
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", handler)
-    if measure_idle:
+    if options.measure_idle:
         app.on_startup.append(on_startup)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, backlog=1024)
-
-
-def main():
-    model, port = sys.argv[1], int(sys.argv[2])
-    why_not = available(model)
-    if why_not:
-        print("skip: %s" % why_not, file=sys.stderr)
-        return 2
-    globals()["serve_" + model.replace("-", "_")](port, "--measure-idle" in sys.argv)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
