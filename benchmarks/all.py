@@ -18,6 +18,7 @@ progress line only.
 """
 
 import json
+import math
 import os
 import platform
 import resource
@@ -30,6 +31,7 @@ import time
 
 from .harness import ROOT
 from .report import SCHEMA_VERSION, validate, write_report
+from .report.schema import from_suite_json
 
 #: (suite, its extra arguments, estimated seconds)
 QUICK_PLAN = [
@@ -115,9 +117,8 @@ def run_suite(suite, arguments, estimate, left_after, number, total, directory):
         seconds = round(time.monotonic() - began, 1)
         rows = []
         if os.path.getsize(json_path):
-            with open(json_path) as handle:
-                rows = [row for row in json.load(handle)["results"]
-                        if "scenario" in row and "model" in row]
+            with open(json_path) as handle:          # every row gets a scenario and a model
+                rows = from_suite_json(json.load(handle), suite)["suites"][suite]["results"]
     finally:
         os.unlink(json_path)
     if code != 0:
@@ -139,10 +140,12 @@ def clean(row):
         if key in ("scenario", "model", "status", "detail") and isinstance(value, str):
             kept[key] = value
         elif key == "runs" and isinstance(value, list):
-            kept[key] = [{k: v for k, v in run.items() if is_number(v)}
+            kept[key] = [{k: v for k, v in run.items() if is_number(v) and math.isfinite(v)}
                          for run in value if isinstance(run, dict)]
-        elif is_number(value) or value is None:
-            kept[key] = value
+        elif is_number(value):
+            kept[key] = value if math.isfinite(value) else None     # strict JSON has no NaN
+        elif value is None:
+            kept[key] = None
     return kept
 
 
