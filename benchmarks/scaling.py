@@ -28,7 +28,7 @@ THREAD_MODELS = {"threads": 1000, "threadpool": 1000}
 
 
 def label(count):
-    return "{:,} connections".format(count)
+    return "{:,} connection{}".format(count, "" if count == 1 else "s")
 
 
 def main(args, extra):
