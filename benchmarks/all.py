@@ -108,7 +108,7 @@ def run_suite(suite, arguments, estimate, left_after, number, total, directory):
                 log.write(line)
                 if line.strip():
                     last = line.strip()
-                if line.startswith("  round"):
+                if line.startswith("  ") and line.strip():    # a suite's per-run line
                     elapsed = time.monotonic() - began
                     progress("[%d/%d] %-10s ~%s left  %s" % (
                         number, total, suite, clock(max(estimate - elapsed, 0) + left_after),
