@@ -20,16 +20,7 @@ def serve_threads(port, options):
 
     class Handler(socketserver.BaseRequestHandler):
         def handle(self):
-            sock = self.request
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                while True:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    sock.sendall(data)
-            except OSError:
-                return
+            blocking_echo(self.request)       # socketserver's later close is a no-op then
 
     class Server(socketserver.ThreadingTCPServer):
         allow_reuse_address = True
