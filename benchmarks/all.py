@@ -35,9 +35,9 @@ from .report.schema import from_suite_json
 
 #: (suite, its extra arguments, estimated seconds)
 QUICK_PLAN = [
-    ("echo", ["--quick"], 55),
-    ("scaling", ["--quick"], 35),
-    ("http", ["--quick"], 40),
+    ("echo", ["--quick", "--seconds", "1.5"], 70),
+    ("scaling", ["--quick"], 30),
+    ("http", ["--quick"], 45),
     ("loop", ["--quick"], 15),
 ]
 FULL_PLAN = [

@@ -295,7 +295,8 @@ def main(args, extra):
         for model in models:
             seconds[model], samples = median_seconds(lambda: fn(model), repeat)
             results.append({"scenario": label, "model": model, "ops": ops,
-                            "median_seconds": seconds[model], "samples": samples})
+                            "median_seconds": seconds[model], "samples": samples,
+                            "ops_per_second": ops / seconds[model]})
         cells = [rate(ops, seconds[m]) if m in seconds else "-" for m in TIMER_MODELS]
         ratio = seconds["asyncio"] / seconds["reactor/wheel"]
         rows.append([label] + cells + ["%.2fx" % ratio, target])

@@ -27,11 +27,15 @@ from .schema import METRICS, describe, is_number, is_ok, metric_keys, validate
 REACTOR = "reactor"
 REACTOR_ALIASES = ("kv",)
 #: asyncio: "asyncio-protocol" (the fastest asyncio spelling), else the first
-#: model whose name starts with "asyncio" (asyncio-udp, asyncio-tls, asyncio-floor).
+#: model whose name starts with "asyncio" (asyncio-udp, asyncio-tls) and is
+#: not a floor.
 ASYNCIO = "asyncio-protocol"
 #: The floor: a bare selectors loop with no framework ("selectors-minimal",
-#: or a variant such as "selectors-minimal-udp").
+#: or a variant such as "selectors-minimal-udp"), else a suite's own floor:
+#: a model named "*-floor" (http's asyncio-floor answers one fixed reply
+#: without parsing) or the loop suite's bare "heapq".
 FLOOR = "selectors-minimal"
+FLOOR_OTHERS = ("heapq",)
 #: Models that are not third-party: reactor's own, the standard library's and
 #: the suites' baselines. Any other model is third-party (uvloop, gevent,
 #: twisted, trio, curio, aiohttp, uvicorn, websockets, redis-server, ...),
@@ -48,8 +52,10 @@ SUMMARY_RULES = (
     "The headline scenario of a suite is the first scenario, in the order the suite ran "
     "them, in which reactor has both a server-CPU-per-request figure and a rate (if none "
     "has both, the first in which it has either). "
-    "asyncio = `asyncio-protocol`, else the first `asyncio*` model; floor = "
-    "`selectors-minimal` (a bare selectors loop, no framework); third party = the best "
+    "asyncio = `asyncio-protocol`, else the first `asyncio*` model that is not a floor; "
+    "floor = `selectors-minimal` (a bare selectors loop, no framework), else the suite's "
+    "own floor (`asyncio-floor`: a fixed reply, no parsing; `heapq`: a bare heap, no "
+    "loop); third party = the best "
     "installed model that is not reactor, asyncio, a selectors loop, threads or prefork "
     "(lowest CPU per request, highest rate; named in the cell). "
     "Where the load generator was busy >= 90%, requests/s is partly its own limit: "
@@ -63,11 +69,11 @@ def is_reactor(model):
 
 
 def is_asyncio(model):
-    return model.startswith("asyncio")
+    return model.startswith("asyncio") and not is_floor(model)
 
 
 def is_floor(model):
-    return model.startswith(FLOOR)
+    return model.startswith(FLOOR) or model.endswith("-floor") or model in FLOOR_OTHERS
 
 
 def is_third_party(model):
