@@ -1,7 +1,9 @@
 """``python -m benchmarks [SUITE] [--quick] [--json FILE]``: list or run a suite.
 
 Also ``python -m benchmarks all [--quick] [--report DIR]`` (every suite, one report:
-``all.py``) and ``python -m benchmarks compare OLD.json NEW.json`` (the ratio per cell).
+``all.py``), ``python -m benchmarks compare OLD.json NEW.json`` (the ratio per cell) and
+``python -m benchmarks summary DIR --into docs/BENCHMARKS.md`` (a run's summary and charts
+into a doc).
 """
 
 import argparse
@@ -36,6 +38,9 @@ def main(argv=None):
     if argv[:1] == ["compare"]:
         from .report.compare import main as compare_main
         return compare_main(argv[1:])
+    if argv[:1] == ["summary"]:
+        from .report.embed import main as summary_main
+        return summary_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m benchmarks",
                                      description="Run a benchmark suite and print a table.")
     parser.add_argument("suite", nargs="?", choices=sorted(SUITES), help="suite to run")
@@ -45,7 +50,7 @@ def main(argv=None):
     args, extra = parser.parse_known_args(argv)
     if args.suite is None:
         print("suites (python -m benchmarks SUITE [--quick] [--json FILE]); "
-              "compare OLD.json NEW.json:")
+              "compare OLD.json NEW.json; summary DIR [--into DOC]:")
         for name, (_, summary) in sorted(SUITES.items()):
             print("  %-10s %s" % (name, summary))
         return 0

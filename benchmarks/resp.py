@@ -163,8 +163,11 @@ def main(args, extra):
             for test in ("SET", "GET"):
                 kv = statistics.median(run.get(test, 0.0) for run in runs["kv"])
                 redis = statistics.median(run.get(test, 0.0) for run in runs["redis-server"])
-                results.append({"pipeline": pipeline, "test": test, "kv": kv,
-                                "redis_server": redis, "runs": runs})
+                scenario = "%s, %d in flight" % (test, pipeline)
+                for model, rate in (("kv", kv), ("redis-server", redis)):
+                    results.append({"scenario": scenario, "model": model, "pipeline": pipeline,
+                                    "test": test, "requests_per_second": rate,
+                                    "runs": [run.get(test) for run in runs[model]]})
                 rows.append(["-P %d" % pipeline, test, "%.0f" % kv, "%.0f" % redis,
                              "%.2fx" % (kv / redis if redis else 0.0),
                              ">= 0.25x" if pipeline > 1 else ">= 0.8x"])
@@ -180,14 +183,16 @@ def main(args, extra):
                 after = resident_bytes(process.pid)
             finally:
                 stop(process)
-            results.append({"memory": model, "keys": keys, "rss_before": before,
-                            "rss_after": after})
+            results.append({"scenario": "memory with %d keys" % keys, "model": model,
+                            "keys": keys, "rss_before_bytes": before, "rss_after_bytes": after,
+                            "rss_bytes_per_key": (after - before) / keys})
             memory_rows.append([model, "%.1f MiB" % (before / 2**20), "%.1f MiB" % (after / 2**20),
                                 "%.0f B" % ((after - before) / keys)])
         print_table("Resident memory with %s keys (key:N -> 3 bytes)" % "{:,}".format(keys),
                     ["server", "empty", "loaded", "per key"], memory_rows)
     cost = in_process_cost()
-    results.append({"in_process_us_per_command": cost})
+    results.append({"scenario": "in-process cost, 16-command pipelines", "model": "kv",
+                    "in_process_us_per_command": cost})
     print_table("kv in-process, 16-command pipelines: parse + dispatch + handler + encode",
                 ["command", "us per command"], [[name, "%.2f" % us] for name, us in cost.items()],
                 ["target: <= 2 us per pipelined command"])

@@ -130,8 +130,9 @@ def one_echo(model, loadgen, label, warmup, duration):
             lambda: process_cpu_seconds(server.pid), "wsloadgen")
     if result["messages"] == 0:
         raise RuntimeError("no echo in the measured window (%d errors)" % result["errors"])
-    return {"messages": result["messages"], "rate": result["messages"] / result["seconds"],
-            "server_cpu_us": cpu * 1e6 / result["messages"], "p50_us": result["p50_us"],
+    return {"messages": result["messages"],
+            "messages_per_second": result["messages"] / result["seconds"],
+            "server_cpu_us_per_message": cpu * 1e6 / result["messages"], "p50_us": result["p50_us"],
             "p99_us": result["p99_us"], "loadgen_busy": result["cpu_seconds"] / result["seconds"],
             "errors": result["errors"]}
 
@@ -146,8 +147,9 @@ def one_broadcast(model, loadgen, rounds):
             lambda: process_cpu_seconds(server.pid), "wsloadgen")
     if result["errors"] or not result["deliveries"]:
         raise RuntimeError("a member missed messages or was closed (see the server's log)")
-    return {"deliveries": result["deliveries"], "rate": result["deliveries"] / result["seconds"],
-            "server_cpu_us": cpu * 1e6 / result["deliveries"],
+    return {"deliveries": result["deliveries"],
+            "messages_per_second": result["deliveries"] / result["seconds"],
+            "server_cpu_us_per_message": cpu * 1e6 / result["deliveries"],
             "p50_round_ms": result["p50_round_s"] * 1e3,
             "server_share": result["server_seconds"] / result["seconds"],
             "loadgen_busy": result["cpu_seconds"] / result["seconds"], "errors": 0}
@@ -162,7 +164,8 @@ def scenario_table(title, label, models, runs, status, columns, notes):
             rows.append([model, why] + [""] * len(columns))
             continue
         medians[model] = cell
-        ratio = paired(runs.get((label, REACTOR[label]), ()), runs[label, model], "rate")
+        ratio = paired(runs.get((label, REACTOR[label]), ()), runs[label, model],
+                       "messages_per_second")
         rows.append([model] + [fmt % (cell[key] * scale) for _, key, fmt, scale in columns]
                     + ["n/a" if ratio is None else "%.2fx" % ratio])
     print_table(title, ["model"] + [column[0] for column in columns] + ["reactor / model"],
@@ -173,11 +176,12 @@ def scenario_table(title, label, models, runs, status, columns, notes):
 
 
 #: table columns: (header, key, format, scale)
-ECHO_COLUMNS = [("msg/s", "rate", "%.0f", 1), ("server us/msg", "server_cpu_us", "%.1f", 1),
+ECHO_COLUMNS = [("msg/s", "messages_per_second", "%.0f", 1),
+                ("server us/msg", "server_cpu_us_per_message", "%.1f", 1),
                 ("p50 ms", "p50_us", "%.2f", 1e-3), ("p99 ms", "p99_us", "%.2f", 1e-3),
                 ("loadgen busy", "loadgen_busy", "%.0f%%", 100)]
-BROADCAST_COLUMNS = [("deliveries/s", "rate", "%.0f", 1),
-                     ("server us/delivery", "server_cpu_us", "%.2f", 1),
+BROADCAST_COLUMNS = [("deliveries/s", "messages_per_second", "%.0f", 1),
+                     ("server us/delivery", "server_cpu_us_per_message", "%.2f", 1),
                      ("round p50 ms", "p50_round_ms", "%.1f", 1),
                      ("server sending", "server_share", "%.0f%%", 100),
                      ("loadgen busy", "loadgen_busy", "%.0f%%", 100)]
@@ -234,7 +238,7 @@ def main(args, extra):
         else:
             run = one_echo(model, loadgen, label, warmup, duration)
             line = "%9.0f msg/s  %6.1f us/msg"
-        return run, line % (run["rate"], run["server_cpu_us"])
+        return run, line % (run["messages_per_second"], run["server_cpu_us_per_message"])
 
     round_robin(runs, status, repeat, measure, StartFailed)
     results = []
@@ -258,9 +262,9 @@ def main(args, extra):
                            idle_count, results, open_batch=websocket_batch, protocol="websocket",
                            check_server=check)
     rows = ratio_targets([("64 B echo >= 1.5x websockets (msg/s)", "64 B text",
-                           ("64 B text", "websockets"), 1.5)], runs, results, "rate")
+                           ("64 B text", "websockets"), 1.5)], runs, results, "messages_per_second")
     good = [run for run in runs.get((BROADCAST, "reactor-broadcast"), ()) if run]
-    value = statistics.median(run["rate"] for run in good) if good else None
+    value = statistics.median(run["messages_per_second"] for run in good) if good else None
     rows.append(["broadcast to 1,000 >= 200,000 deliveries/s",
                  "n/a" if value is None else "%.0f/s (%.2fx)" % (value, value / 200000),
                  verdict(value, 200000)])

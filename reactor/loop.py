@@ -23,7 +23,8 @@ Around the loop, each in its own module: waiting for I/O, epoll directly on
 Linux or any ``selectors`` selector (``poller.py``); waking from threads and
 signals, and which thread owns the loop (``wakeup.py``); registrations, and
 fds closed behind the loop's back (``watchers.py``); debug mode's timed
-twins of steps 2 and 3 (``debug.py``); a loop in a fork()ed child (``forks.py``).
+twins of steps 2 and 3 (``debug.py``); a loop in a fork()ed child (``forks.py``);
+``start_trace``'s recorded twin of a pass, which costs nothing when off (``trace.py``).
 
 Time: this module reads the clock; everything else is handed ``now``, with
 two documented exceptions that borrow its clock function (see ``clock.py``).
@@ -45,14 +46,14 @@ from .timers import (Handle, Periodic, Timer, callback_name, check_callable, che
                      check_delay, check_interval)
 from .debug import dispatch_timed, report, run_ready_timed, watcher_failed
 from .poller import IN, OUT, READABLE, WRITABLE, make_poller
+from .trace import Traceable
 from .wakeup import Wakeup, check_thread, claim_thread, release_thread
 from .watchers import Watchers, checked_fileobj
 from .wheel import TimerWheel
 
 logger = logging.getLogger("reactor")
 
-EVENT_READ = selectors.EVENT_READ
-EVENT_WRITE = selectors.EVENT_WRITE
+EVENT_READ, EVENT_WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 #: Cap on one select() wait: a far timer in the wheel's overflow must not ask
 #: the kernel for a timeout it cannot represent.
@@ -70,12 +71,10 @@ class LoopState(enum.Enum):
     CLOSED = "closed"
 
 
-_IDLE = LoopState.IDLE
-_RUNNING = LoopState.RUNNING
-_CLOSED = LoopState.CLOSED
+_IDLE, _RUNNING, _CLOSED = LoopState.IDLE, LoopState.RUNNING, LoopState.CLOSED
 
 
-class EventLoop:
+class EventLoop(Traceable):
     """A single-threaded event loop; see the module docstring for one pass.
 
     Applications use its subclass ``reactor.Reactor``, which adds
@@ -322,6 +321,7 @@ class EventLoop:
         self._ready.clear()
         self._poller.close()
         self._wakeup.close()
+        self.stop_trace()                        # finish a trace file (trace.py)
 
     def stats(self) -> Dict[str, int]:
         """Return counters: loop passes, I/O events dispatched, timers fired, pending work."""
@@ -344,6 +344,7 @@ class EventLoop:
     def _run_once(self, max_wait: Optional[float]) -> None:
         """Wait for I/O or the next deadline, dispatch I/O, then run what is ready."""
         # Hot path: once per pass. No allocation beyond the poller's list.
+        # trace.py's Tracer.run_once mirrors this pass: change one, change both.
         poller = self._poller
         try:
             events = poller.wait(self._sleep_seconds(max_wait))

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from benchmarks.report import SCHEMA_VERSION, compare, summary_rows, validate, write_report
-from benchmarks.report import svg
+from benchmarks.report import embed, svg
 from benchmarks.report.compare import main as compare_main, verdict
 from benchmarks.report.schema import from_suite_json, load
 
@@ -328,6 +328,29 @@ def test_summary_rows_pick_the_headline_and_the_comparisons():
     assert http["scenario"] is None and http["status"].startswith("skipped")
 
 
+def test_a_suites_own_floor_is_its_floor_and_never_its_asyncio():
+    """asyncio-floor (fixed reply) and heapq are floors; asyncio is only a real asyncio model."""
+    document = results()
+    document["suites"]["http"] = {"title": "HTTP", "status": "ok", "seconds": 1.0, "results": [
+        row("hello", "reactor", requests_per_second=40000.0, server_cpu_us_per_request=25.0),
+        row("hello", "asyncio-floor", requests_per_second=100000.0,
+            server_cpu_us_per_request=10.0),
+        row("hello", "uvicorn-httptools", requests_per_second=20000.0,
+            server_cpu_us_per_request=50.0)]}
+    document["suites"]["loop"] = {"title": "Loop", "status": "ok", "seconds": 1.0, "results": [
+        row("schedule", "reactor/wheel", ops_per_second=2e6),
+        row("schedule", "asyncio", ops_per_second=1e6),
+        row("schedule", "heapq", ops_per_second=4e6)]}
+    by_suite = {entry["suite"]: entry for entry in summary_rows(document)}
+    http, loop = by_suite["http"], by_suite["loop"]
+    assert http["asyncio_model"] is None and http["floor_model"] == "asyncio-floor"
+    assert http["floor_cpu_ratio"] == pytest.approx(2.5)
+    assert http["third_party_rate_ratio"] == pytest.approx(2.0)
+    assert (loop["reactor"], loop["rule"]) == ("reactor/wheel", "either")
+    assert (loop["asyncio_model"], loop["asyncio_rate_ratio"]) == ("asyncio", pytest.approx(2.0))
+    assert (loop["floor_model"], loop["floor_rate_ratio"]) == ("heapq", pytest.approx(0.5))
+
+
 def test_write_report_writes_the_report_json_and_charts(tmp_path):
     document = results()
     paths = write_report(document, str(tmp_path))
@@ -335,7 +358,8 @@ def test_write_report_writes_the_report_json_and_charts(tmp_path):
     assert all(os.path.exists(path) for path in paths)
     written = (tmp_path / "results.json").read_text()
     assert json.loads(written) == document
-    assert written == json.dumps(document, indent=2, sort_keys=True) + "\n"
+    assert written == json.dumps(document, indent=2) + "\n"
+    assert list(load(str(tmp_path / "results.json"))["suites"]) == ["echo", "scaling", "http"]
     report = (tmp_path / "report.md").read_text()
     top = report.split("## Summary")[0]
     for fact in ("Test CPU 9000", "**Cores:** 2", "6.1.0", "CPython 3.11.7", "EpollSelector",
@@ -396,3 +420,56 @@ def test_write_report_refuses_an_invalid_document(tmp_path):
     with pytest.raises(ValueError):
         write_report(results(schema=0), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+# -- the summary block of docs/BENCHMARKS.md --------------------------------------------------
+
+def test_summary_block_links_the_report_and_its_charts_relative_to_the_doc(tmp_path):
+    """The block carries the summary table and every chart it names exists where it links."""
+    report = tmp_path / "docs" / "benchmarks"
+    write_report(results(), str(report))
+    block = embed.summary_block(str(report), str(tmp_path / "docs"))
+    assert block.startswith(embed.START) and block.rstrip().endswith(embed.END)
+    assert "| echo (TCP echo) | 100 conn x 64 B | reactor |" in block
+    assert "[benchmarks/report.md](benchmarks/report.md)" in block
+    links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", block)
+    assert "benchmarks/charts/echo-cpu.svg" in links and "benchmarks/charts/scaling.svg" in links
+    assert all((tmp_path / "docs" / link).exists() for link in links)
+
+
+def test_summary_main_replaces_only_the_marked_block(tmp_path, capsys):
+    """Text outside the markers survives; running it twice gives the same document."""
+    report = tmp_path / "docs" / "benchmarks"
+    write_report(results(), str(report))
+    doc = tmp_path / "docs" / "BENCHMARKS.md"
+    doc.write_text("# Results\n\n%s\nstale table\n%s\n\n## loop (issue 2)\nraw\n"
+                   % (embed.START, embed.END))
+    assert embed.main([str(report), "--into", str(doc)]) == 0
+    once = doc.read_text()
+    assert once.startswith("# Results\n\n" + embed.START) and "stale table" not in once
+    assert once.endswith(embed.END + "\n\n## loop (issue 2)\nraw\n")
+    assert embed.main([str(report), "--into", str(doc)]) == 0
+    assert doc.read_text() == once
+
+
+def test_summary_main_refuses_a_doc_without_markers_and_names_them(tmp_path, capsys):
+    """No markers: exit 1, the doc untouched, and the error shows the lines to add."""
+    report = tmp_path / "report"
+    write_report(results(), str(report))
+    doc = tmp_path / "doc.md"
+    doc.write_text("# Results\n")
+    assert embed.main([str(report), "--into", str(doc)]) == 1
+    assert doc.read_text() == "# Results\n"
+    assert embed.START in capsys.readouterr().err
+
+
+def test_the_committed_summary_is_the_committed_reports():
+    """docs/BENCHMARKS.md's summary block is what docs/benchmarks/results.json gives, charts and all."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    docs = os.path.join(root, "docs")
+    with open(os.path.join(docs, "BENCHMARKS.md"), encoding="utf-8") as handle:
+        text = handle.read()
+    block = embed.summary_block(os.path.join(docs, "benchmarks"), docs)
+    assert block in text, "run: python -m benchmarks summary docs/benchmarks --into docs/BENCHMARKS.md"
+    for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", block):
+        assert os.path.exists(os.path.join(docs, link)), link

@@ -1,7 +1,8 @@
 """Reports of a whole benchmark run: results.json (schema), report.md and SVG charts, and compare.
 
 ``python -m benchmarks all --report DIR`` calls ``write_report``;
-``python -m benchmarks compare OLD.json NEW.json`` calls ``compare.main``.
+``python -m benchmarks compare OLD.json NEW.json`` calls ``compare.main``;
+``python -m benchmarks summary DIR --into DOC`` calls ``embed.main``.
 Standard library only. The results format is documented in ``schema.py``.
 
 Note: ``compare`` here is the function; the command's entry point is

@@ -268,7 +268,9 @@ def summary_markdown(results):
             rows.append([name, md(entry["status"])] + [""] * (len(header) - 2))
             continue
         if entry["scenario"] is None:
-            rows.append([name, "no scenario with a reactor CPU-per-request figure or rate"]
+            models = sorted({row["model"] for row in results["suites"][entry["suite"]]["results"]})
+            rows.append([name, md("no cell of reactor against another model (this suite "
+                                  "compares %s): see its table below" % ", ".join(models))]
                         + [""] * (len(header) - 2))
             continue
         unit = describe(entry["rate_metric"])[1] if entry["rate_metric"] else ""
@@ -570,7 +572,9 @@ def write_report(results, directory):
     os.makedirs(directory, exist_ok=True)
     paths = [os.path.join(directory, "results.json"), os.path.join(directory, "report.md")]
     with open(paths[0], "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=2, sort_keys=True, allow_nan=False)
+        # Not sort_keys: the suites stay in the order they ran, which is the
+        # order of the summary table when the file is read back.
+        json.dump(results, handle, indent=2, allow_nan=False)
         handle.write("\n")
     charts = write_charts(results, directory)
     with open(paths[1], "w", encoding="utf-8") as handle:
