@@ -118,9 +118,9 @@ def document(title, height, body):
 
 def pass_timeline():
     """Two passes of ``EventLoop._run_once``: where callbacks queued in steps 2 and 3 run."""
-    out = text(20, 56, "`loop.py:EventLoop._run_once`: each pass waits, dispatches I/O, "
-                       "then runs the callbacks that were ready before step 3 began.", 13, color=MUTED)
-    steps = [(20, 130, "1 wait", WAIT), (130, 300, "2 I/O", IO), (300, 470, "3 run", RUN),
+    out = text(20, 56, "`loop.py:EventLoop._run_once`: each pass waits, dispatches I/O, then "
+                       "runs the callbacks that were ready before step 3 began.", 13, color=MUTED)
+    steps = [(20, 140, "1 wait", WAIT), (140, 310, "2 I/O", IO), (310, 470, "3 run", RUN),
              (470, 620, "1 wait", WAIT), (620, 720, "2 I/O", IO), (720, 860, "3 run", RUN)]
     out += text(245, 84, "pass N", 14, "middle", bold=True)
     out += text(665, 84, "pass N+1", 14, "middle", bold=True)
@@ -129,29 +129,30 @@ def pass_timeline():
     out += arrow(20, 144, 870, 144) + text(868, 160, "time", 12, "end", color=MUTED)
     notes = [
         (20, ["`select(timeout)`", "sleeps until a", "socket is ready", "or a timer is due"]),
-        (130, ["`on_readable()`", "→ `data_received()`", "calls `call_soon(B)`",
+        (140, ["`on_readable()`", "→ `data_received()`", "calls `call_soon(B)`",
                "and `close()`, which", "queues `connection_lost`"]),
-        (300, ["expire timers,", "then `due = len(ready)`", "B runs", "`connection_lost` runs",
+        (310, ["expire timers,", "then `due = len(ready)`", "B runs", "`connection_lost` runs",
                "B calls `call_soon(C)`:", "C is queued, but due", "was counted: C waits"]),
         (470, ["`select(0)`: no sleep,", "the ready queue", "is not empty"]),
-        (620, ["ready fds, if any"]),
+        (620, ["ready fds"]),
     ]
     for left, rows in notes:
         out += lines(left + 8, 176, rows, 12, leading=18)
-    out += text(728, 176, "C runs", 14, bold=True, color=ACCENT)
+    out += text(740, 176, "C runs", 14, bold=True, color=ACCENT)
 
     out += text(20, 326, "The ready queue (FIFO) as step 3 of pass N begins:", 14, bold=True)
     queue = [(20, 90, "B"), (100, 250, "`connection_lost`"), (260, 420, "timer T, due now")]
     for left, right, name in queue:
         out += label_box(left, 338, right - left, 36, [name], RUN)
-    out += '<line x1="440" y1="330" x2="440" y2="384" stroke="%s" stroke-dasharray="4 3"/>\n' % MUTED
+    out += ('<line x1="440" y1="330" x2="440" y2="384" stroke="%s" stroke-dasharray="4 3"/>\n'
+            % MUTED)
     out += label_box(460, 338, 70, 36, ["C"], "#ffffff", stroke=ACCENT, dashed=True, color=ACCENT)
     out += '<path d="M20 384 v6 h400 v-6" fill="none" stroke="%s"/>\n' % INK
-    out += lines(20, 408, ["`due` = 3, counted after the timers expired and before", "anything runs: "
-                           "exactly these three run in pass N"], 12, leading=18)
+    out += lines(20, 408, ["`due` = 3, counted after the timers expired and before",
+                           "anything runs: exactly these three run in pass N"], 12, leading=18)
     out += lines(460, 408, ["B appends C during step 3, after the", "count: C runs in pass N+1, "
                             "after a select(0)"], 12, leading=18, color=ACCENT)
-    out += curve("M530 356 C 700 356, 780 300, 780 186", ACCENT)
+    out += curve("M530 356 C 700 356, 765 300, 765 186", ACCENT)
     out += lines(20, 466, ["Step 3 runs exactly `due` callbacks, so a callback that keeps "
                            "re-queueing itself cannot starve the sockets.",
                            "Proved by `tests/test_loop.py::"
@@ -175,7 +176,8 @@ def layers():
                                        "`resume_reading, get_extra_info,`",
                                        "`is_closing ...`  the top of the stack"],
          ["`connection_made, data_received,`", "`eof_received, connection_lost, ...`"]),
-        ("TLSTransport", "`tls.py`", ["`write(plain)` → encrypt,", "`close()` → close_notify ..."],
+        ("TLSTransport", "`tls.py`",
+         ["`write(plain)` → encrypt,", "`close()` → close_notify ..."],
          ["`data_received(ciphertext)` → decrypt,", "`eof_received, connection_lost, ...`"]),
         ("StreamTransport", "`streams.py`", ["`write(ciphertext), close,`", "`pause_reading ...`"],
          ["`on_readable, on_writable`", "the loop calls these: the transport is",
@@ -189,7 +191,8 @@ def layers():
                          size=14)
         out += box(235, top, 305, 66) + lines(245, top + 20, up, 12, leading=18)
         out += box(555, top, 305, 66) + lines(565, top + 20, down, 12, leading=18)
-        out += arrow(80, top + 70, 80, top + 96) + text(72, top + 88, command, 12, "end", mono=True)
+        out += arrow(80, top + 70, 80, top + 96)
+        out += text(72, top + 88, command, 12, "end", mono=True)
         out += arrow(150, top + 96, 150, top + 70) + text(158, top + 88, event, 12, mono=True)
         top += 100
     out += label_box(20, top, 840, 40, ["socket  ↔  selector"], WAIT, size=14)
@@ -231,8 +234,8 @@ def wheel_cascade():
 
     out = text(20, 56, "The worked example of `wheel.py`'s docstring, with a 1 ms tick. "
                        "Each level has %d slots." % SLOTS, 13, color=MUTED)
-    out += lines(20, 90, ["1. The position is tick %d, the first tick not yet expired." % position,
-                          ], 13, bold=True)
+    out += text(20, 90, "1. The position is tick %d, the first tick not yet expired." % position,
+                13, bold=True)
     out += lines(20, 110, [
         "`call_later(0.700, f)`: T is due at tick %d, %d ticks away: too far for level 0 "
         "(under %d ticks)," % (due_tick, due_tick - position, SLOTS),
@@ -275,24 +278,27 @@ def send_buffer():
     """The life of ``StreamTransport._send_buffer``, beside its water marks and caps."""
     limits = DEFAULT_LIMITS
     low, high = limits.low_water_bytes // KiB, limits.high_water_bytes // KiB
-    soft, hard = limits.send_buffer_soft_cap_bytes // MiB, limits.send_buffer_hard_cap_bytes // MiB
+    soft = limits.send_buffer_soft_cap_bytes // MiB
+    hard = limits.send_buffer_hard_cap_bytes // MiB
     out = text(20, 56, "`streams.py:StreamTransport`: bytes the kernel did not take wait here, "
                        "in order. The numbers are the default `Limits`.", 13, color=MUTED)
     out += note_box(20, 76, 440, 52, "`_send_buffer = None`",
                     ["idle or keeping up: no buffer object; interest = READ"])
     out += arrow(60, 128, 60, 168) + text(72, 153, "`write(data)`: `send()` took only part, "
                                                    "or raised EAGAIN", 12)
-    out += note_box(20, 170, 440, 88, "`SendBuffer`: the unsent tail",
-                    ["`_enqueue`: append; interest = READ|WRITE;", "`_check_high_water`, then "
-                     "the caps (`_check_send_caps`)", "`write(more)`: appended behind it, no "
-                     "`send()`: in order"])
-    out += arrow(60, 258, 60, 298) + text(72, 283, "the socket is writable", 12)
-    out += note_box(20, 300, 440, 62, "`on_writable`: peek → sendmsg → advance",
-                    ["one pass at a time, as the peer reads"])
-    out += curve("M460 320 C 500 320, 500 346, 462 346") + text(468, 314, "`nbytes` > 0", 11,
+    out += note_box(20, 170, 440, 104, "`SendBuffer`: the unsent tail",
+                    ["`_enqueue`: append; interest = READ|WRITE",
+                     "`_check_high_water`: over %d KiB → `pause_writing()`" % high,
+                     "`_check_send_caps`: over the hard cap → `SlowConsumerError`",
+                     "`write(more)`: appended behind it, no `send()`: in order"])
+    out += arrow(60, 274, 60, 314) + text(72, 299, "the socket is writable", 12)
+    out += note_box(20, 316, 440, 66, "`on_writable`: peek → sendmsg → advance",
+                    ["at or under %d KiB, if paused → `resume_writing()`" % low,
+                     "one pass at a time, as the peer reads"])
+    out += curve("M460 336 C 500 336, 500 362, 462 362") + text(468, 330, "`nbytes` > 0", 11,
                                                                  color=MUTED)
-    out += arrow(60, 362, 60, 402) + text(72, 387, "`nbytes == 0`", 12)
-    out += note_box(20, 404, 440, 70, "`_send_buffer = None`",
+    out += arrow(60, 382, 60, 422) + text(72, 407, "`nbytes == 0`", 12)
+    out += note_box(20, 424, 440, 70, "`_send_buffer = None`",
                     ["interest = READ; then a pending `close()` closes,",
                      "a pending `write_eof()` shuts down the sending side"])
 
@@ -301,7 +307,8 @@ def send_buffer():
     zones = [(400, 460, "#dff0d8"), (300, 400, "#fcf3cf"), (190, 300, "#fae0c8"),
              (110, 190, "#f6cfc8"), (96, 110, "#e6b0aa")]
     for top, bottom, fill in zones:
-        out += '<rect x="540" y="%d" width="40" height="%d" fill="%s"/>\n' % (top, bottom - top, fill)
+        out += ('<rect x="540" y="%d" width="40" height="%d" fill="%s"/>\n'
+                % (top, bottom - top, fill))
     out += '<rect x="540" y="96" width="40" height="364" fill="none" stroke="%s"/>\n' % INK
     out += ('<path d="M534 246 l8 -6 l8 6 l8 -6 l8 6 l8 -6 l8 6 M534 256 l8 -6 l8 6 l8 -6 l8 6 '
             'l8 -6 l8 6" fill="#ffffff" stroke="%s" stroke-width="1.5"/>\n' % INK)
@@ -317,9 +324,9 @@ def send_buffer():
         out += lines(598, y + 4, rows, 12, leading=16)
     out += lines(598, 344, ["between the marks: no call;", "a paused protocol stays paused"],
                  11, leading=15, color=MUTED)
-    out += text(20, 510, "A slow consumer's buffer is dropped and `connection_lost` gets the "
+    out += text(20, 530, "A slow consumer's buffer is dropped and `connection_lost` gets the "
                          "`SlowConsumerError` (`slow_consumers.py`).", 13)
-    return document("The life of `_send_buffer`", 536, out)
+    return document("The life of `_send_buffer`", 556, out)
 
 
 PICTURES = {
