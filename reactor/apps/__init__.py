@@ -6,11 +6,12 @@
 
 from typing import Any, Callable, Dict, Tuple
 
-from . import chat, echo, http, kv
+from . import chat, echo, http, kv, trace_report
 
 SUBCOMMANDS: Dict[str, Tuple[str, Callable[[Any], None], Callable[[Any], int]]] = {
     "echo": (echo.SUMMARY, echo.configure, echo.run),
     "chat": (chat.SUMMARY, chat.configure, chat.run),
     "kv": (kv.SUMMARY, kv.configure, kv.run),
     "http": (http.SUMMARY, http.configure, http.run),
+    "trace-report": (trace_report.SUMMARY, trace_report.configure, trace_report.run),
 }

@@ -15,6 +15,10 @@ each worker re-reads the TLS and token files, listens on its inherited
 sockets, says it is ready, and drains on SIGTERM or when the supervisor
 dies.
 
+``--trace FILE`` records every pass of the server's loop as Chrome
+trace-event JSON (``reactor/trace.py``, docs/TRACING.md); it starts before
+the server listens and ``loop.close()`` finishes the file after the drain.
+
 Each subcommand (``echo.py``, ``chat.py``) supplies its protocol and, if it
 needs them, its own ``Limits`` as the base the shared switches change
 (chat caps each member's send buffer at ``--max-backlog`` that way).
@@ -29,6 +33,7 @@ import argparse
 import functools
 import logging
 import math
+import os
 import signal
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -39,6 +44,7 @@ from ..protect.auth import PskAuth, TokenAuth
 from ..server import format_stats
 from ..sockets import bind_tcp, bind_unix, inode, unlink_if_ours
 from ..tls import server_context
+from ..trace import DEFAULT_MAX_BYTES
 from ..workers import sockets_in, supervise
 
 logger = logging.getLogger("reactor")
@@ -106,6 +112,16 @@ def add_server_options(parser: argparse.ArgumentParser, default_port: int) -> No
                        % DEFAULT_LIMITS.auth_timeout_seconds)
     group.add_argument("--stats-interval", type=float, metavar="SECONDS",
                        help="log the server's counters every SECONDS (SIGUSR1 logs them at once)")
+    group = parser.add_argument_group(
+        "tracing", "record every loop pass for https://ui.perfetto.dev (docs/TRACING.md)")
+    group.add_argument("--trace", metavar="FILE",
+                       help="write Chrome trace-event JSON to FILE until shutdown; with "
+                            "--workers, one file per worker: FILE with its pid before the "
+                            "suffix (t.json -> t.4242.json); summarise with "
+                            "'python -m reactor trace-report FILE'")
+    group.add_argument("--trace-max-mb", type=float, default=DEFAULT_MAX_BYTES / 2 ** 20,
+                       metavar="MB", help="stop tracing with a warning when FILE reaches this "
+                                          "size (default %g)" % (DEFAULT_MAX_BYTES / 2 ** 20))
 
 
 def limits_from_args(args: Any, base: Limits = DEFAULT_LIMITS) -> Limits:
@@ -180,6 +196,9 @@ def check_server_options(args: Any) -> None:
         raise SystemExit("--grace must be a finite number of seconds >= 0, got %g" % args.grace)
     if args.stats_interval is not None and not 0 < args.stats_interval < math.inf:
         raise SystemExit("--stats-interval must be > 0 seconds, got %g" % args.stats_interval)
+    if getattr(args, "trace", None) and not 0.001 <= args.trace_max_mb < math.inf:
+        raise SystemExit("--trace-max-mb must be a number of megabytes >= 0.001, got %g"
+                         % args.trace_max_mb)
 
 
 def serve(args: Any, protocol_factory: Any, base_limits: Limits = DEFAULT_LIMITS,
@@ -243,6 +262,7 @@ def _serve_here(args: Any, protocol_factory: Any, limits: Limits, setup: Any, li
     auth = auth_from_args(args)
     loop = Reactor(debug=True if getattr(args, "debug", False) else None)
     try:
+        start_trace(loop, args, worker=link is not None)     # loop.close() finishes the file
         if setup is not None:
             protocol_factory = setup(loop)
         options = dict(limits=limits, ssl=context, auth=auth,
@@ -290,6 +310,22 @@ def _serve_here(args: Any, protocol_factory: Any, limits: Limits, setup: Any, li
     finally:
         loop.close()
     return 0
+
+
+def start_trace(loop: Any, args: Any, worker: bool = False) -> None:
+    """Start ``--trace FILE`` on ``loop`` if asked; a worker writes FILE with its pid inserted.
+
+    A worker's own file keeps the JSON of each process whole; a reload's
+    new workers write new files. ``OSError`` (an unwritable FILE) stops the
+    server before it listens, as one line.
+    """
+    path = getattr(args, "trace", None)
+    if not path:
+        return
+    if worker:
+        stem, suffix = os.path.splitext(path)
+        path = "%s.%d%s" % (stem, os.getpid(), suffix)
+    loop.start_trace(path, max_bytes=int(args.trace_max_mb * 2 ** 20))
 
 
 def bind_for_workers(args: Any, limits: Limits, count: int,
@@ -363,6 +399,7 @@ def serve_datagrams(args: Any, protocol_factory: Any, refused: Any = ()) -> int:
     check_server_options(args)
     loop = Reactor(debug=True if getattr(args, "debug", False) else None)
     try:
+        start_trace(loop, args)
         transport = loop.listen_udp(protocol_factory, args.host or None, args.port,
                                     limits=limits)
         where = format_address(transport.get_extra_info("sockname"))
