@@ -140,7 +140,9 @@ def main(args, extra):
                         return seconds
                     seconds, samples = median_seconds(run_once, repeat)
                     cell[model] = seconds
-                    results.append({"part": "decode", "framer": kind, "frame_bytes": frame_size,
+                    results.append({"scenario": "decode %s, %d B frames in %d B chunks"
+                                    % (kind, frame_size, chunk_size),
+                                    "part": "decode", "framer": kind, "frame_bytes": frame_size,
                                     "chunk_bytes": chunk_size, "model": model, "frames": count,
                                     "median_seconds": seconds, "samples": samples})
                 ratio = cell["asyncio"] / cell["reactor"]
@@ -159,7 +161,9 @@ def main(args, extra):
     endless_rows = []
     for limit in (1 << 20, 4 << 20, 16 << 20):
         seconds, biggest, fed = endless_line(limit)
-        results.append({"part": "endless line", "limit": limit, "seconds": seconds,
+        results.append({"scenario": "endless line, limit %d MiB" % (limit >> 20),
+                        "model": "reactor", "part": "endless line", "limit": limit,
+                        "seconds": seconds,
                         "max_buffered": biggest, "fed_bytes": fed})
         endless_rows.append(["%d MiB" % (limit >> 20), "%.1f ms" % (seconds * 1e3),
                              "%.2f us" % (seconds * 1e6 / (limit >> 10)),
@@ -179,7 +183,8 @@ def main(args, extra):
                 for _ in range(1 if quick else 3)]
         cell = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
         cells[model] = cell
-        results.append(dict(cell, part="framed echo", model=model, runs=runs))
+        results.append(dict(cell, scenario="framed echo, 100 conn x 64 B, 16 in flight",
+                            part="framed echo", model=model, runs=runs))
     base = cells["asyncio-streams-length"]
     for model in FRAMED_MODELS:
         cell = cells[model]

@@ -60,8 +60,10 @@ def main(args, extra):
         cells = {model: {key: statistics.median(run[key] for run in runs[model])
                          for key in runs[model][0]} for model in TLS_MODELS}
         for model in TLS_MODELS:
-            results.append(dict(cells[model], mode=mode, connections=conns, size=size,
-                                model=model, runs=runs[model]))
+            scenario_name = ("handshakes, %d conn" % conns if mode == "handshake"
+                             else "echo %d B x %d conn" % (size, conns))
+            results.append(dict(cells[model], scenario=scenario_name, mode=mode,
+                                connections=conns, size=size, model=model, runs=runs[model]))
         base = cells["asyncio-tls"]
         unit = "handshakes/s" if mode == "handshake" else "req/s"
         rows = [[model, "%.0f" % cell["requests_per_second"],

@@ -39,7 +39,8 @@ def main(args, extra):
         for model in UDP_MODELS:
             cells[model] = {key: statistics.median(run[key] for run in runs[model])
                             for key in runs[model][0]}
-            results.append(dict(cells[model], size=size, model=model, runs=runs[model]))
+            results.append(dict(cells[model], scenario="%d B datagrams" % size, size=size,
+                                model=model, runs=runs[model]))
         base = cells["asyncio-udp"]
         rows = [[model, "%.0f" % cell["requests_per_second"],
                  "%.2fx" % (cell["requests_per_second"] / base["requests_per_second"]),
