@@ -320,3 +320,64 @@ def test_a_bad_trace_option_stops_the_server_before_it_listens(tmp_path, capsys,
     assert main(["echo", "--port", "0", "--trace", path] + extra) == 1
     err = capsys.readouterr().err
     assert "echo: error:" in err and words in err and "listening" not in err
+
+
+def test_debug_mode_still_warns_of_slow_callbacks_under_tracing(tmp_path, caplog):
+    """The traced pass replaces debug mode's timed one and keeps its slow-callback warning."""
+    loop = Reactor(clock=FakeClock(), debug=True, slow_callback_seconds=0.0)
+    try:
+        loop.start_trace(str(tmp_path / "t.json"))
+        loop.call_soon(len, "")
+        with caplog.at_level(logging.WARNING, logger="reactor"):
+            loop.run_once()
+        loop.stop_trace()
+    finally:
+        loop.close()
+    assert any(r.getMessage().startswith("slow callback builtins.len took")
+               for r in caplog.records)
+
+
+def test_a_keyboard_interrupt_mid_pass_leaves_loop_and_trace_usable(tmp_path):
+    """A BaseException out of a traced callback leaves run() as untraced; the trace goes on."""
+    path = str(tmp_path / "t.json")
+    loop = Reactor(clock=FakeClock())
+    ran = []
+
+    def interrupt():
+        raise KeyboardInterrupt
+    try:
+        loop.start_trace(path)
+        loop.call_soon(interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            loop.run(stop_on_signals=False)
+        loop.call_soon(ran.append, "later")
+        loop.call_soon(loop.stop)
+        loop.run(stop_on_signals=False)
+        loop.stop_trace()
+    finally:
+        loop.close()
+    assert ran == ["later"]
+    assert any(e["name"].endswith("append") for e in complete(load_trace(path), "callback"))
+
+
+def test_a_write_error_stops_tracing_and_the_loop_goes_on(tmp_path, monkeypatch, caplog):
+    """When the trace file cannot be written (disk full), tracing stops with an error; the loop runs."""
+    loop = Reactor(clock=FakeClock())
+    try:
+        loop.start_trace(str(tmp_path / "t.json"))
+
+        def disk_full(self, text):
+            raise OSError(28, "No space left on device")
+        monkeypatch.setattr(trace.TraceFile, "_write", disk_full)
+        monkeypatch.setattr(trace, "FLUSH_EVENTS", 1)
+        with caplog.at_level(logging.ERROR, logger="reactor"):
+            loop.run_once()
+        assert "_run_once" not in vars(loop)
+        assert any("cannot write" in r.getMessage() and "No space left" in r.getMessage()
+                   for r in caplog.records)
+        ran = []
+        loop.call_soon(ran.append, 1)
+        loop.run_once()
+        assert ran == [1]
+    finally:
+        loop.close()
