@@ -398,14 +398,14 @@ class FakeNetwork:
 
     def start(self, loop: Any, sock: FakeSocket, protocol: Any,
               limits: Limits = DEFAULT_LIMITS) -> StreamTransport:
-        """Run ``protocol`` on ``sock`` through a StreamTransport; ``connection_made`` is called now."""
+        """Run ``protocol`` on ``sock`` in a StreamTransport; ``connection_made`` runs now."""
         transport = StreamTransport(loop, sock, protocol, sock.getpeername(), limits=limits)
         transport.start()
         return transport
 
     def pair(self, loop: Any, client_protocol: Any, server_protocol: Any,
              limits: Limits = DEFAULT_LIMITS) -> Tuple[StreamTransport, StreamTransport]:
-        """Connect two protocols through a fake socketpair; return their transports (client first)."""
+        """Connect two protocols through a fake socketpair; return both transports, client first."""
         client_sock, server_sock = self.socketpair()
         return (self.start(loop, client_sock, client_protocol, limits),
                 self.start(loop, server_sock, server_protocol, limits))
