@@ -13,6 +13,8 @@ class               the application's transport (both sides)    how
 ``TestTLS``         ``TLSTransport`` over TCP                   ``tests/certs``, "localhost"
 ``TestGuarded``     ``Guard`` over TCP                          an idle timeout of 300 s
 ``TestTLSGuarded``  ``Guard`` over ``TLSTransport`` over TCP    both
+``TestFake``        ``StreamTransport``                         ``reactor.testing``'s fake
+                                                                network, autojumping clock
 ==================  ==========================================  ==============================
 
 Every test runs on every selector class (the ``loop`` fixture), with the
@@ -33,8 +35,9 @@ import socket
 
 import pytest
 
-from reactor import FramedProtocol, Limits, TransportClosedError
+from reactor import FakeClock, FramedProtocol, Limits, Reactor, TransportClosedError
 from reactor.framing import LineFramer
+from reactor.testing import FakeNetwork, FakeSocket
 
 from .support.certs import SERVER_HOSTNAME, client_ctx, server_ctx
 from .support.loops import run_passes, run_until
@@ -236,8 +239,11 @@ def small_send_buffer(transport):
 
 
 def wait_readable(*socks, timeout=5.0):
-    """Block (no loop pass) until every socket in ``socks`` has bytes to read."""
-    pending = list(socks)
+    """Block (no loop pass) until every socket in ``socks`` has bytes to read.
+
+    A fake socket has them already: a fake send lands in the peer at once.
+    """
+    pending = [sock for sock in socks if not isinstance(sock, FakeSocket)]
     while pending:
         readable, _, _ = select.select(pending, [], [], timeout)
         assert readable, "no bytes arrived within %.1f s" % timeout
@@ -583,3 +589,37 @@ class TestTLSGuarded(TCPStack):
 
     def client_options(self):
         return {"limits": GUARD_LIMITS, "ssl": client_ctx(), "server_hostname": SERVER_HOSTNAME}
+
+
+class FakeConnector:
+    """The part of a ``Connector`` the contract uses, for a fake connection (made at once)."""
+
+    def __init__(self, transport):
+        self.transport = transport
+
+    def cancel(self):
+        """Nothing to cancel: a fake connect completes in the call."""
+
+
+class TestFake(TransportContract):
+    """A StreamTransport over reactor.testing's fake sockets, time jumping when the loop idles.
+
+    64 KiB windows, so that the contract's large writes queue bytes in the
+    transport as a small kernel buffer would (``setsockopt`` is ignored).
+    """
+
+    @pytest.fixture
+    def loop(self):
+        """A loop on a fake network (this stack's ``loop``: no selector classes, no kernel)."""
+        clock = FakeClock(1000.0)
+        network = FakeNetwork(clock, window_bytes=64 * 1024, autojump=True)
+        fake_loop = Reactor(selector=network.selector, clock=clock)
+        fake_loop.network = network
+        yield fake_loop
+        fake_loop.close()
+
+    def listen(self, loop, factory, tmp_path):
+        return loop.network.serve(loop, factory)
+
+    def connect(self, loop, factory, server, on_error):
+        return FakeConnector(loop.network.connect(loop, server, factory()))
