@@ -31,7 +31,8 @@ CITED = {
 
 def _needs(name):
     if name == "tls-close-hang" and shutil.which("openssl") is None:
-        pytest.skip("the lesson makes its certificate with the openssl command (apt install openssl)")
+        pytest.skip("the lesson makes its certificate with the openssl command "
+                    "(apt install openssl)")
     if name == "emfile-spin":
         pytest.importorskip("resource", reason="lowering RLIMIT_NOFILE needs the resource module")
 
@@ -42,7 +43,7 @@ def _open_fds():
 
 @pytest.mark.parametrize("name", sorted(CITED))
 def test_naive_side_fails_and_reactor_side_behaves_measured(name):
-    """At 0.5 s a side, the naive side misbehaves, reactor's behaves, and the verdicts' figures are numbers."""
+    """At 0.5 s a side the naive side misbehaves and reactor's behaves, with measured figures."""
     _needs(name)
     fds, threads = _open_fds(), threading.active_count()
     naive, ours = lessons.load(name).run(0.5)

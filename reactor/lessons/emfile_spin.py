@@ -2,18 +2,18 @@
 
 Every accepted connection costs a file descriptor, and a process has a
 limit (``ulimit -n``, RLIMIT_NOFILE). At the limit ``accept()`` fails with
-EMFILE, but the connection it was meant to take *stays in the listen
-backlog*. The listening socket is therefore still readable, so a
-level-triggered selector (select, poll, epoll by default) reports it again
-at once; the loop calls ``accept()``, which fails again, and so on: 100%
-of a core spent doing nothing, while the clients in the backlog hang with
-no answer until they time out.
+EMFILE, but the connection it was meant to take *stays in the backlog*, so
+the listening socket is still readable and a level-triggered selector
+(select, poll, epoll by default) reports it again at once; ``accept()``
+fails again, and so on: a core spent doing nothing, while the clients in
+the backlog hang with no answer until they time out.
 
-The fix (libev's and libuv's trick, used by reactor's ``Acceptor``): keep
-one spare fd open for this moment. On EMFILE, close the spare, accept the
-pending connection, close it at once (that client gets a prompt close
+The fix (libev's and libuv's trick, in reactor's ``Acceptor``): keep one
+spare fd open for this moment. On EMFILE, close the spare, accept the
+pending connection and close it at once (that client gets a prompt close
 instead of a hang), reopen the spare, and stop watching the listening
-socket for a short back-off. Accepting resumes by itself once fds are free.
+socket for a back-off (0.1 s), shedding one client per back-off until fds
+are free again.
 
 The lesson runs each server in a child process with RLIMIT_NOFILE at 32
 (ours is never touched), opens 40 clients that each say hello, and waits
@@ -22,7 +22,6 @@ client saw (an answer, a close, or nothing), and, once the clients have
 gone, whether the server answers again.
 """
 
-import argparse
 import json
 import os
 import selectors
@@ -32,6 +31,8 @@ import subprocess
 import sys
 import time
 from typing import Any, Dict, List
+
+import reactor
 
 from . import Outcome
 
@@ -53,10 +54,8 @@ def run(seconds: float) -> List[Outcome]:
 
 def _judge(side: str, seconds: float) -> Outcome:
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [package_root, os.environ.get("PYTHONPATH")])))
     child = subprocess.Popen([sys.executable, "-m", "reactor.lessons.emfile_spin", "--side", side],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=package_root)
     clients: List[socket.socket] = []
     try:
         port = int(_read_line(child, 20) or b"0")
@@ -98,10 +97,10 @@ def _judge(side: str, seconds: float) -> Outcome:
                    "accept() failed and select() reported the listening socket again at once"
                    .format(passes_per_second, report["CPU seconds"], wall, seen.count("hanging")))
     else:
-        verdict = ("{:.2f} CPU s in {:.2f} s: accepting paused, {} pending clients were closed "
-                   "with the spare fd ({} still waiting); answered again once fds were free: {}"
-                   .format(report["CPU seconds"], wall, seen.count("closed"),
-                           seen.count("hanging"), recovered))
+        verdict = ("{:.2f} CPU s in {:.2f} s; {} pending clients closed promptly, {} still "
+                   "waiting; answered again once fds were free: {}".format(
+                       report["CPU seconds"], wall, seen.count("closed"), seen.count("hanging"),
+                       recovered))
     ok = not spinning and (side == "naive" or seen.count("closed") >= 1 and recovered)
     return Outcome(side, figures, verdict, ok)
 
@@ -151,9 +150,7 @@ def _naive_main(stopping: List[bool]) -> Dict[str, Any]:
             if key.fileobj is listener:
                 try:
                     conn, _ = listener.accept()
-                except BlockingIOError:
-                    continue
-                except OSError:
+                except OSError:                # EMFILE
                     failed_accepts += 1        # WRONG: the connection is still in the backlog,
                     continue                   # so select() reports the listener again at once
                 conn.setblocking(False)
@@ -171,8 +168,6 @@ def _naive_main(stopping: List[bool]) -> Dict[str, Any]:
 
 
 def _reactor_main(stopping: List[bool]) -> Dict[str, Any]:
-    import reactor
-
     class Echo(reactor.Protocol):
         def data_received(self, data: bytes) -> None:
             self.transport.write(data)
@@ -189,16 +184,13 @@ def _reactor_main(stopping: List[bool]) -> Dict[str, Any]:
 def main() -> None:
     """Run one side's server at a 32-fd limit until SIGTERM; print its figures as JSON."""
     import resource
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--side", choices=("naive", "reactor"), required=True)
-    args = parser.parse_args()
+    side = sys.argv[sys.argv.index("--side") + 1]            # naive | reactor
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(FD_LIMIT, hard), hard))
-    stopping: List[bool] = []
-    if args.side == "naive":
-        signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    stopping: List[bool] = []                                # (reactor's run() has its own)
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     started, cpu = time.monotonic(), time.process_time()
-    figures = (_naive_main if args.side == "naive" else _reactor_main)(stopping)
+    figures = (_naive_main if side == "naive" else _reactor_main)(stopping)
     figures.update({"CPU seconds": round(time.process_time() - cpu, 3),
                     "wall seconds": round(time.monotonic() - started, 3)})
     print(json.dumps(figures), flush=True)

@@ -1,28 +1,27 @@
 """The TLS close hang: waiting for the peer's close_notify with a blocking read.
 
 TLS ends a connection with a *close_notify* alert from each side, so that a
-reader can tell "the stream ended" from "an attacker cut the TCP
-connection". The stdlib's way to do it is ``SSLSocket.unwrap()``: send
-ours, then read until the peer's arrives. On a blocking socket with no
-timeout that read has no end if the peer never answers (a client that
-stopped reading, crashed without a FIN, or simply does not bother, as
-many do not). In a single-threaded server it is worse than one stuck
-connection: the whole loop is stuck inside ``unwrap()``, and every other
-client waits. (The opposite mistake, closing TCP with no close_notify at
-all, leaves the peer unable to tell truncation from the end.)
+reader can tell "the stream ended" from "someone cut the TCP connection".
+The stdlib's way to do it is ``SSLSocket.unwrap()``: send ours, then read
+until the peer's arrives. On a blocking socket that read has no end if the
+peer never answers (it crashed, stopped reading, or does not bother). In a
+single-threaded server that is worse than one stuck connection: the loop
+itself is stuck inside ``unwrap()``, and every other client waits. (The
+opposite mistake, closing TCP with no close_notify at all, leaves the peer
+unable to tell truncation from the end.)
 
 reactor's ``TLSTransport.close()`` sends close_notify after what is queued
 and returns at once; the loop goes on serving, the peer's close_notify (or
 its EOF) closes the socket when it comes, and a timer bounds the wait
 (``shutdown_timeout``, 5 s). ``abort()`` closes at once, without one.
 
-The lesson: two TLS clients on loopback. One sends ``quit`` and then never
-answers; the other sends a ping and waits for its echo, over and over, for
-``seconds``. Each side reports how long the server spent closing the
-silent client, how the pinger was served meanwhile, and whether our
-close_notify reached the silent peer.
+The lesson: two TLS clients. One sends ``quit`` and then never answers; the
+other pings and waits for each echo, for ``seconds``. Each side reports how
+long the server spent closing the silent client, how the pinger was served
+meanwhile, and whether our close_notify reached the silent client.
 """
 
+import contextlib
 import os
 import selectors
 import shutil
@@ -86,11 +85,9 @@ def _naive_server(listener: socket.socket, context: ssl.SSLContext, stop: thread
                 # waits for the peer's. Plain code has no timeout here, so a silent
                 # peer holds the whole loop forever; the lesson's own bound ends it.
                 tls.settimeout(max(timing["deadline"] - started, 0.01))
-                try:
+                with contextlib.suppress(OSError):
                     tls.unwrap()
-                except OSError:
-                    pass
-                timing["closing"] = time.monotonic() - started
+                timing.setdefault("closing", time.monotonic() - started)   # the silent one's
                 tls.close()
     finally:
         for key in list(selector.get_map().values()):
@@ -99,6 +96,8 @@ def _naive_server(listener: socket.socket, context: ssl.SSLContext, stop: thread
 
 
 class _Echo(reactor.Protocol):
+    """Echoes; on ``quit`` closes, and records how long close() took."""
+
     def __init__(self, timing: Dict[str, float]) -> None:
         self.timing = timing
 
@@ -115,11 +114,9 @@ def _reactor_server(listener: socket.socket, context: ssl.SSLContext, stop: thre
                     timing: Dict[str, float]) -> None:
     loop = reactor.Reactor()
     server = loop.listen_tcp(lambda: _Echo(timing), sockets=[listener], ssl=context)
-    try:
-        while not stop.is_set() or len(server):
+    try:                                       # until stopped and every connection ended
+        while not stop.is_set() or len(server) and time.monotonic() < timing["deadline"] + 5:
             loop.run_once(0.01)
-            if stop.is_set() and time.monotonic() > timing["deadline"] + 5:
-                break
     finally:
         for transport in server.connections():
             transport.abort()
@@ -134,11 +131,11 @@ def _judge(side: str, server: Any, contexts: Any, seconds: float) -> Outcome:
     address = listener.getsockname()
     stop = threading.Event()
     timing = {"deadline": time.monotonic() + 30.0}
-    thread = threading.Thread(target=server, args=(listener, server_ctx, stop, timing), daemon=True)
+    thread = threading.Thread(target=server, args=(listener, server_ctx, stop, timing),
+                              daemon=True)
     thread.start()
     silent = pinger = None
-    pings = answered_after_quit = 0
-    longest = 0.0
+    pings = answered_after_quit = longest = 0
     saw_close_notify = False
     try:
         silent, pinger = (client_ctx.wrap_socket(socket.create_connection(address, timeout=5),
@@ -146,10 +143,9 @@ def _judge(side: str, server: Any, contexts: Any, seconds: float) -> Outcome:
                                                  suppress_ragged_eofs=False) for _ in range(2))
         started = time.monotonic()
         timing["deadline"] = deadline = started + seconds
-        quit_at = started + seconds / 10
         quit_sent = False
         while time.monotonic() < deadline:
-            if not quit_sent and time.monotonic() >= quit_at:
+            if not quit_sent and time.monotonic() >= started + seconds / 10:
                 silent.sendall(b"quit\n")      # ... and this client never says anything again
                 quit_sent = True
             pinged = time.monotonic()
@@ -163,10 +159,8 @@ def _judge(side: str, server: Any, contexts: Any, seconds: float) -> Outcome:
             longest = max(longest, time.monotonic() - pinged)
             answered_after_quit += quit_sent and answer == b"ping\n"
         silent.settimeout(2)
-        try:
-            saw_close_notify = silent.recv(100) == b""   # b'' only for a close_notify
-        except OSError:
-            pass                                          # SSLEOFError: TCP closed without it
+        with contextlib.suppress(OSError):     # SSLEOFError: TCP closed without close_notify
+            saw_close_notify = silent.recv(100) == b""   # b'' only after a close_notify
     finally:
         for sock in (silent, pinger):
             if sock is not None:
@@ -194,9 +188,8 @@ def _throwaway_certificate(folder: str) -> Any:
     """Make a self-signed certificate for localhost with the openssl command."""
     openssl = shutil.which("openssl")
     if openssl is None:
-        raise FileNotFoundError("the tls-close-hang lesson makes a throwaway certificate with "
-                                "the openssl command, which is not installed (apt install "
-                                "openssl, brew install openssl)")
+        raise FileNotFoundError("the tls-close-hang lesson makes its throwaway certificate with "
+                                "the openssl command: install it (apt install openssl)")
     certfile, keyfile = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
     subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
