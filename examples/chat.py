@@ -1,10 +1,9 @@
 """A line chat: whole messages with FramedProtocol, and shared state through the factory.
 
 Teaches: a framer turns a byte stream into lines, whatever the chunking
-(``frame_received`` gets one whole line); every connection's protocol
-shares one ``Room``, passed in by the factory (``lambda: Member(room)``);
-and a member who stops reading is dropped at a send-buffer cap
-(``SlowConsumerError``) instead of slowing the whole room down.
+(``frame_received`` gets one whole line); every connection's protocol shares
+one ``Room``, passed in by the factory (``lambda: Member(room)``); a member
+who stops reading is cut at a send-buffer cap, not waited for by the room.
 
     python3 examples/chat.py               # serves 127.0.0.1:7101; join with nc 127.0.0.1 7101
     python3 examples/chat.py --selftest    # alice says hello, bob hears it, exit
@@ -16,14 +15,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import reactor  # noqa: E402  (found in the checkout above, no install needed)
 
 PORT = 7101
+LIMITS = reactor.Limits(send_buffer_hard_cap_bytes=256 * 1024)   # then: SlowConsumerError
 
 
-class Room:
-    def __init__(self):
-        self.members = set()
-
+class Room(set):                                  # the members, and one way to talk to all
     def broadcast(self, line):
-        for member in self.members:
+        for member in self:
             if not member.transport.is_closing():     # it may be on its way out
                 member.send_frame(line)
 
@@ -32,8 +29,7 @@ class Member(reactor.FramedProtocol):
     framer = reactor.framing.LineFramer(max_length=1024)   # a longer line ends the connection
 
     def __init__(self, room):
-        self.room = room
-        self.nick = None
+        self.room, self.nick = room, None
 
     def connection_made(self, transport):
         super().connection_made(transport)
@@ -42,20 +38,18 @@ class Member(reactor.FramedProtocol):
     def frame_received(self, line):
         if self.nick is None:                 # the first line is the nick
             self.nick = bytes(line)
-            self.room.members.add(self)
+            self.room.add(self)
             self.room.broadcast(b"* " + self.nick + b" joined")
         else:
             self.room.broadcast(self.nick + b": " + line)
 
     def connection_lost(self, exc):
         if self.nick is not None:
-            self.room.members.discard(self)
+            self.room.discard(self)
             self.room.broadcast(b"* " + self.nick + b" left")
 
 
-class Scripted(reactor.FramedProtocol):
-    """The self-test's client: on each line it expects, send a reply (or call a function)."""
-
+class Scripted(reactor.FramedProtocol):          # the self-test's client: line -> reply
     framer = reactor.framing.LineFramer(max_length=1024)
 
     def __init__(self, script):
@@ -69,26 +63,18 @@ class Scripted(reactor.FramedProtocol):
             self.send_frame(action)
 
 
-def selftest(loop, port):
-    def connect(script):
-        loop.connect_tcp(lambda: Scripted(script), "127.0.0.1", port)
-
-    def bob_heard_alice():
-        print("selftest ok: bob heard alice")
-        loop.stop()
-    bob = {b"welcome; your nick?": b"bob", b"alice: hello bob": bob_heard_alice}
-    connect({b"welcome; your nick?": b"alice", b"* alice joined": lambda: connect(bob),
-             b"* bob joined": b"hello bob"})
-    loop.call_later(10, sys.exit, "selftest timed out")
-
-
 if __name__ == "__main__":
-    loop = reactor.Reactor()
-    room = Room()
+    loop, room = reactor.Reactor(), Room()
     server = loop.listen_tcp(lambda: Member(room), "127.0.0.1",
-                             0 if "--selftest" in sys.argv else PORT,
-                             limits=reactor.Limits(send_buffer_hard_cap_bytes=256 * 1024))
+                             0 if "--selftest" in sys.argv else PORT, limits=LIMITS)
     print("listening on 127.0.0.1:%d" % server.addresses[0][1])
-    if "--selftest" in sys.argv:
-        selftest(loop, server.addresses[0][1])
+    if "--selftest" in sys.argv:                 # alice joins, then bob; alice greets bob
+        def connect(script):
+            loop.connect_tcp(lambda: Scripted(script), "127.0.0.1", server.addresses[0][1])
+        bob = {b"welcome; your nick?": b"bob", b"alice: hello bob": loop.stop}
+        connect({b"welcome; your nick?": b"alice", b"* alice joined": lambda: connect(bob),
+                 b"* bob joined": b"hello bob"})
+        loop.call_later(10, sys.exit, "selftest timed out")
     loop.run()
+    if "--selftest" in sys.argv:
+        print("selftest ok: bob heard alice")

@@ -1,16 +1,11 @@
 """A TCP proxy with backpressure both ways, and half-close passed through.
 
-Teaches: flow control between two connections. Each side's ``pause_writing``
-(its send buffer is full) pauses the *other* side's reading, and
-``resume_writing`` resumes it, so the proxy holds at most a few buffers'
-worth per connection however fast one peer sends and however slowly the
-other reads. A peer's EOF becomes ``write_eof()`` on the other side, and
-``eof_received`` returns True to keep the reverse direction open; once both
-directions are shut, the transports close themselves.
+Teaches: flow control between two connections. Each side's ``pause_writing`` (its
+send buffer is full) pauses the *other* side's reading and ``resume_writing`` resumes
+it, so the proxy holds a few buffers' worth whatever the peers' speeds. Half-close:
+``eof_received`` passes EOF on (``write_eof()``) and returns True to keep the way back open.
 
-    python3 -m reactor echo &               # an upstream on 127.0.0.1:7000
-    python3 examples/proxy.py               # 127.0.0.1:7102 -> 127.0.0.1:7000
-    nc 127.0.0.1 7102
+    python3 examples/proxy.py               # :7102 -> :7000 (start python3 -m reactor echo)
     python3 examples/proxy.py --selftest    # 16 MiB through an in-process echo, check, exit
 """
 import os
@@ -22,20 +17,15 @@ import reactor  # noqa: E402  (found in the checkout above, no install needed)
 PORT, UPSTREAM = 7102, ["127.0.0.1", 7000]
 
 
-class Pipe(reactor.Protocol):
-    """One side of a proxied connection; ``peer`` is the Pipe of the other side."""
-
-    largest_buffer = 0          # the most bytes any Pipe queued (the self-test checks it)
-
-    def __init__(self, peer=None):
-        self.peer = peer
-
+class Pipe(reactor.Protocol):                      # one side; ``peer`` is the other side's Pipe
+    peer, largest_buffer = None, 0                 # (the most any Pipe queued: the self-test's)
     def connection_made(self, transport):
         super().connection_made(transport)
         if self.peer is None:                      # a client arrived: dial the upstream,
             transport.pause_reading()              # holding the client's bytes till then
-            self.peer = Pipe(peer=self)
-            transport.loop.connect_tcp(lambda: self.peer, UPSTREAM[0], UPSTREAM[1],
+            self.peer = Pipe()
+            self.peer.peer = self                  # each Pipe knows the other
+            transport.loop.connect_tcp(lambda: self.peer, *UPSTREAM,
                                        on_error=lambda exc: transport.close())
         elif self.peer.transport.is_closing():     # the client left while we dialled
             transport.close()
@@ -44,8 +34,7 @@ class Pipe(reactor.Protocol):
 
     def data_received(self, data):
         self.peer.transport.write(data)
-        Pipe.largest_buffer = max(Pipe.largest_buffer,
-                                  self.peer.transport.get_write_buffer_size())
+        Pipe.largest_buffer = max(Pipe.largest_buffer, self.peer.transport.get_write_buffer_size())
 
     def eof_received(self):
         self.peer.transport.write_eof()            # pass the half-close on ...
@@ -62,38 +51,30 @@ class Pipe(reactor.Protocol):
             self.peer.transport.close()
 
 
-class Sender(reactor.Protocol):
-    """The self-test's client: send 16 MiB, half-close, read nothing for 0.5 s, check."""
-
-    message = os.urandom(16 << 20)
-
-    def connection_made(self, transport):
-        self.received = bytearray()
+class Sender(reactor.Protocol):                    # the self-test's client: a slow reader
+    message, received = os.urandom(16 << 20), bytearray()
+    def connection_made(self, transport):          # send 16 MiB and EOF; read nothing for 0.5 s
         transport.write(self.message)
         transport.write_eof()
-        transport.pause_reading()                  # a slow reader: the proxy must pause
+        transport.pause_reading()
         transport.loop.call_later(0.5, transport.resume_reading)
 
     def data_received(self, data):
         self.received += data
 
     def connection_lost(self, exc):                # both directions shut: closed for us
-        assert exc is None and self.received == self.message
-        assert Pipe.largest_buffer < 512 * 1024, Pipe.largest_buffer   # bounded by the marks
-        print("selftest ok: 16 MiB through the proxy; largest proxy buffer %d KiB"
-              % (Pipe.largest_buffer // 1024))
+        assert exc is None and self.received == self.message and Pipe.largest_buffer < 512 * 1024
+        print("selftest ok: largest proxy buffer %d KiB" % (Pipe.largest_buffer // 1024))
         reactor.get_running_loop().stop()
 
 
 if __name__ == "__main__":
     loop = reactor.Reactor()
+    proxy = loop.listen_tcp(Pipe, "127.0.0.1", 0 if "--selftest" in sys.argv else PORT)
     if "--selftest" in sys.argv:
-        from reactor.apps.echo import EchoProtocol    # the echo behind `python3 -m reactor echo`
-        echo = loop.listen_tcp(EchoProtocol, "127.0.0.1", 0)
-        PORT, UPSTREAM[1] = 0, echo.addresses[0][1]
-        loop.call_later(20, sys.exit, "selftest timed out")
-    proxy = loop.listen_tcp(Pipe, "127.0.0.1", PORT)
-    print("proxy on 127.0.0.1:%d -> %s:%d" % (proxy.addresses[0][1], UPSTREAM[0], UPSTREAM[1]))
-    if "--selftest" in sys.argv:
+        from reactor.apps.echo import EchoProtocol    # the echo of `python3 -m reactor echo`
+        UPSTREAM[1] = loop.listen_tcp(EchoProtocol, "127.0.0.1", 0).addresses[0][1]
         loop.connect_tcp(Sender, "127.0.0.1", proxy.addresses[0][1])
+        loop.call_later(20, sys.exit, "selftest timed out")
+    print("proxy on 127.0.0.1:%d -> %s:%d" % (proxy.addresses[0][1], *UPSTREAM))
     loop.run()

@@ -3,7 +3,9 @@
 Teaches: ``DatagramProtocol`` (each datagram arrives whole, or not at all),
 ``listen_udp`` for a server that answers every sender, ``connect_udp`` for a
 client with one peer (the kernel then reports ICMP errors such as "port
-unreachable" to ``error_received``), and ``call_every`` to pace the pings.
+unreachable" to ``error_received``), ``call_every`` to pace the pings, and
+loss measured without a timer per ping: whatever is unanswered one interval
+after the last ping is lost (the self-test's server drops ping 3 on purpose).
 
     python3 examples/udp_ping.py server       # answers on 127.0.0.1:7103
     python3 examples/udp_ping.py client       # 5 pings to it, then a summary
@@ -18,9 +20,12 @@ import reactor  # noqa: E402  (found in the checkout above, no install needed)
 PORT, COUNT, INTERVAL = 7103, 5, 0.2
 
 
-class Pong(reactor.DatagramProtocol):             # the server: answer every ping
+class Pong(reactor.DatagramProtocol):             # the server: answer every ping ...
+    drop = b""                                    # ... but this one (the self-test's loss)
+
     def datagram_received(self, data, addr):
-        self.transport.sendto(b"pong" + data[4:], addr)
+        if data != self.drop:
+            self.transport.sendto(b"pong" + data[4:], addr)
 
 
 class Ping(reactor.DatagramProtocol):             # the client
@@ -47,7 +52,8 @@ class Ping(reactor.DatagramProtocol):             # the client
         print("error:", exc)
 
     def finish(self):
-        print("%d sent, %d answered" % (COUNT, self.replies))
+        print("%d sent, %d answered, %.0f%% lost" % (COUNT, self.replies,
+                                                     100.0 * (COUNT - self.replies) / COUNT))
         self.transport.close()
         self.loop.stop()
 
@@ -61,11 +67,11 @@ if __name__ == "__main__":
     elif role == "client":
         client = loop.connect_udp(Ping, "127.0.0.1", PORT)
     else:                                         # --selftest
-        INTERVAL = 0.02
+        INTERVAL, Pong.drop = 0.02, b"ping 3"
         server = loop.listen_udp(Pong, "127.0.0.1", 0)
         client = loop.connect_udp(Ping, "127.0.0.1", server.get_extra_info("sockname")[1])
         loop.call_later(10, sys.exit, "selftest timed out")
     loop.run()
     if role == "--selftest":
-        assert client.get_protocol().replies == COUNT
+        assert client.get_protocol().replies == COUNT - 1
         print("selftest ok")
