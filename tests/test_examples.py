@@ -22,6 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
 LEARN = os.path.join(ROOT, "docs", "LEARN.md")
 TIMEOUT_SECONDS = 20
+MAX_EXAMPLE_LINES = 80
 NAMES = sorted(name[:-3] for name in os.listdir(EXAMPLES)
                if name.endswith(".py") and not name.startswith("_"))
 
@@ -31,9 +32,21 @@ def read(path):
         return source.read()
 
 
-def test_the_five_examples_are_there():
-    """The examples a student starts with: echo, heartbeat, chat, proxy, UDP ping."""
-    assert set(NAMES) >= {"echo_server", "heartbeat", "chat", "proxy", "udp_ping"}
+def test_the_ten_examples_are_there():
+    """The examples of the learning path, from an echo server to a rate-limited API, exist."""
+    assert set(NAMES) >= {"echo_server", "heartbeat", "chat", "proxy", "udp_ping", "tls_client",
+                          "http_hello", "websocket_broadcast", "kv_expiry", "rate_limited_api"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_example_is_short_and_explains_itself_before_its_usage(name):
+    """Each example is at most 80 lines, docstring included, and says what it teaches first."""
+    source = read(os.path.join(EXAMPLES, name + ".py"))
+    assert len(source.splitlines()) <= MAX_EXAMPLE_LINES, name
+    docstring = ast.get_docstring(ast.parse(source)).splitlines()
+    usage = next(number for number, line in enumerate(docstring)
+                 if "python3 examples/%s.py" % name in line)
+    assert len([line for line in docstring[:usage] if line.strip()]) >= 3, name
 
 
 @pytest.mark.parametrize("name", NAMES)
