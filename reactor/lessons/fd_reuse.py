@@ -23,6 +23,7 @@ a request every 20 ms for ``seconds``. Each side reports the requests
 answered and what became of the stale registration.
 """
 
+import contextlib
 import selectors
 import socket
 import time
@@ -153,21 +154,19 @@ def _judge(side: str, server: Any, seconds: float) -> Outcome:
         _run_until(server, lambda: len(server.connections) == 2)
         reused = server.fd(1) == stolen_fd
         second.setblocking(False)
-        received = b""
+        received = bytearray()
+
+        def all_answered() -> bool:
+            with contextlib.suppress(BlockingIOError):
+                received.extend(second.recv(65536))
+            return received.count(b"\n") == sent
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             second.sendall(b"request %d\n" % sent)
             sent += 1
             _run_until(server, lambda: False, REQUEST_EVERY_SECONDS)
-            try:
-                received += second.recv(65536)
-            except BlockingIOError:
-                pass
-        _run_until(server, lambda: False, 0.05)
-        try:
-            received += second.recv(65536)
-        except BlockingIOError:
-            pass
+            all_answered()
+        _run_until(server, all_answered, 0.5)     # the last answers, if they come at all
         answered = received.count(b"\n")
         fate = server.fate_of_first()
     finally:
