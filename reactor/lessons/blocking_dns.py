@@ -178,6 +178,7 @@ def _outcome(side: str, pings: RoundTrips, fetches: RoundTrips) -> Outcome:
     figures["back-end connects by name"] = len(fetches.latencies)
     longest = figures["pings longest wait (ms)"] / 1000.0
     ok = longest < OK_MAX_WAIT_SECONDS and len(pings.latencies) > 0 and len(fetches.latencies) > 0
-    verdict = ("with %d connects by name, each resolved in %.0f ms, a ping waited up to %.0f ms"
+    verdict = ("while the server connected to its back end by name (%d times, each lookup "
+               "%.0f ms), a ping waited up to %.0f ms"
                % (len(fetches.latencies), RESOLVE_SECONDS * 1000, longest * 1000))
     return Outcome(side, figures, verdict, ok)

@@ -131,6 +131,7 @@ def _outcome(side: str, delays: List[float], left: List[float], handed: int) -> 
                "median hand-off to run (ms)": round(median * 1000, 3),
                "longest wait (ms)": round(longest * 1000, 1)}
     ok = median < OK_MEDIAN_SECONDS and longest < HOUSEKEEPING_SECONDS / 2
-    verdict = ("a job handed over from another thread waited %.3f ms (median) before it ran%s"
-               % (median * 1000, "" if ok else ": until something else woke the loop"))
+    verdict = ("a job handed over from another thread waited %.3g ms (median, longest %.3g ms) "
+               "before it ran%s" % (median * 1000, longest * 1000,
+                                    "" if ok else ": until something else woke the loop"))
     return Outcome(side, figures, verdict, ok)
