@@ -319,9 +319,9 @@ class EventLoop(Traceable):
         self._state = _CLOSED
         self._strict = True
         self._ready.clear()
+        self.stop_trace()                # finish a trace while our SIGTERM handler stands
         self._poller.close()
         self._wakeup.close()
-        self.stop_trace()                        # finish a trace file (trace.py)
 
     def stats(self) -> Dict[str, int]:
         """Return counters: loop passes, I/O events dispatched, timers fired, pending work."""

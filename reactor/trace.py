@@ -150,14 +150,24 @@ class TraceFile:
         return not self.full
 
     def close(self) -> None:
-        """Write what is queued (within the cap) and the closing brackets; idempotent."""
+        """Write what is queued (within the cap) and the closing brackets; idempotent.
+
+        A write error is logged, not raised: this runs inside ``loop.close()``.
+        """
         if self._file.closed:
             return
         try:
             self.flush()
             self._write(TRAILER)
-        finally:
             self._file.close()
+        except OSError as exc:
+            logger.error("trace %s: cannot finish the file (%s); it is not valid JSON",
+                         self.path, exc)
+            self._pending.clear()
+            try:
+                self._file.close()
+            except OSError:                 # the buffer it would flush is what failed
+                pass
 
     def abandon(self) -> None:
         """Close this process's handle on the file without writing (a fork()ed child)."""
@@ -199,6 +209,10 @@ class Tracer:
         loop, now = self.loop, self._clock
         poller = loop._poller
         started = now()
+        # The pass's own event goes first, its length filled in at the end:
+        # a viewer meeting two events with the same start nests the later
+        # one inside the earlier, so the pass must precede its wait.
+        pass_event = self._complete("pass", "pass", started, started, None)
         timeout = loop._sleep_seconds(max_wait)
         try:
             events = poller.wait(timeout)
@@ -243,8 +257,8 @@ class Tracer:
                 continue
             self._call(callback, handle._args, "timer" if position >= queued else "callback")
         ended = now()
-        self._complete("pass", "pass", started, ended, {"events": len(events), "due": due,
-                                                        "timers_fired": fired})
+        pass_event["dur"] = round(self._micros(ended) - pass_event["ts"], 3)
+        pass_event["args"] = {"events": len(events), "due": due, "timers_fired": fired}
         self._counters(ended, due, moved_in != self.bytes_in or moved_out != self.bytes_out)
         if self.file.pending() >= FLUSH_EVENTS or ended - self._last_flush >= FLUSH_SECONDS:
             self._flush(ended)
@@ -287,12 +301,15 @@ class Tracer:
             logger.warning("slow callback %s took %.3f s", name, elapsed)
 
     def _complete(self, category: str, name: str, started: float, ended: float,
-                  args: Optional[Dict[str, Any]]) -> None:
+                  args: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+        # Both ends are rounded the same way, so a child never ends past its parent.
+        ts = self._micros(started)
         event = {"ph": "X", "cat": category, "name": name, "pid": self.pid, "tid": self._tid,
-                 "ts": self._micros(started), "dur": round((ended - started) * 1e6, 3)}
+                 "ts": ts, "dur": round(self._micros(ended) - ts, 3)}
         if args:
             event["args"] = args
         self.file.add(event)
+        return event
 
     def _counters(self, when: float, ready: int, bytes_moved: bool) -> None:
         ts = self._micros(when)
@@ -318,10 +335,7 @@ class Tracer:
                            self.file.path, self.file.max_bytes)
         except OSError as exc:
             logger.error("trace %s: cannot write (%s); tracing stopped", self.file.path, exc)
-        try:
-            self.loop.stop_trace()
-        except OSError:                           # closing brackets failed too: leave it
-            pass
+        self.loop.stop_trace()
 
 
 def _watcher_name(watcher: Any, event: str) -> str:

@@ -11,8 +11,10 @@ import glob
 import json
 import logging
 import os
+import re
 import signal
 import socket
+import threading
 import xml.etree.ElementTree as ElementTree
 
 import pytest
@@ -291,12 +293,29 @@ def test_trace_report_refuses_what_is_not_a_finished_trace(tmp_path, capsys, con
     assert "trace-report: error:" in err and message in err and "Traceback" not in err
 
 
+def wait_for_log(process, pattern, count, timeout=10.0):
+    """Read the process's stderr until ``count`` lines match ``pattern``; fail after ``timeout``."""
+    found = []
+
+    def read():
+        for line in process.stderr:
+            if re.search(pattern, line):
+                found.append(line)
+                if len(found) == count:
+                    return
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert len(found) == count, "only %d %r lines in %.0f s" % (len(found), pattern, timeout)
+
+
 def test_workers_write_one_trace_per_worker(tmp_path):
     """With --workers 2, each worker traces to FILE with its pid inserted; all are valid."""
     path = str(tmp_path / "w.json")
     process, address = start_cli_on_port("echo", "--port", "0", "--workers", "2",
                                          "--trace", path)
     try:
+        wait_for_log(process, r"is accepting", 2)       # SIGTERM before that kills a worker
         for i in range(20):
             with Peer(None, address) as peer:
                 assert peer.exchange(b"w%d" % i) == b"w%d" % i
