@@ -41,6 +41,7 @@ PROVED_BY = ("tests/test_streams.py::test_half_close_echo_returns_everything_the
 REQUEST = b"please shout this back at me\n" * 9000          # ~256 KiB
 SMALL_BUFFER_BYTES = 32 * 1024
 MAX_CLIENTS = 2000
+CLIENT_EVERY_SECONDS = 0.01           # a client every 10 ms: a steady trickle, not a load test
 
 
 def run(seconds: float) -> List[Outcome]:
@@ -148,6 +149,7 @@ def _judge(side: str, server: Any, seconds: float) -> Outcome:
             clients += 1
             complete += reply == EXPECTED
             lost += len(EXPECTED) - len(reply)
+            time.sleep(CLIENT_EVERY_SECONDS)
     finally:
         stop.set()
         thread.join(10)
@@ -157,9 +159,10 @@ def _judge(side: str, server: Any, seconds: float) -> Outcome:
                                   "reply bytes lost": lost}
     ok = clients > 0 and complete == clients
     if ok:
-        verdict = "%d of %d clients got their whole reply after their EOF" % (complete, clients)
+        verdict = "{:,} of {:,} clients got their whole reply after their EOF".format(
+            complete, clients)
     else:
-        verdict = ("{} of {} replies were cut short, {:,} bytes lost: the server closed on "
+        verdict = ("{:,} of {:,} replies were cut short, {:,} bytes lost: the server closed on "
                    "the client's EOF".format(clients - complete, clients, lost))
     return Outcome(side, figures, verdict, ok)
 

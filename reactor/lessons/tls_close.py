@@ -15,9 +15,9 @@ and returns at once; the loop goes on serving, the peer's close_notify (or
 its EOF) closes the socket when it comes, and a timer bounds the wait
 (``shutdown_timeout``, 5 s). ``abort()`` closes at once, without one.
 
-The lesson: two TLS clients. One sends ``quit`` and then never answers; the
-other pings and waits for each echo, for ``seconds``. Each side reports how
-long the server spent closing the silent client, how the pinger was served
+The lesson: two TLS clients. One sends ``quit``, then never answers; the
+other pings and waits for each echo, for ``seconds``. Each side reports the
+time the server spent closing the silent client, how the pinger was served
 meanwhile, and whether our close_notify reached the silent client.
 """
 
@@ -43,6 +43,7 @@ PREVENTED_BY = ("tls.py:TLSTransport.close", "tls.py:TLSTransport._send_close_no
                 "tls.py:TLSTransport.abort")
 PROVED_BY = ("tests/test_tls.py::test_close_notify_both_ways_and_truncation",
              "tests/test_server_layers.py::test_tls_shutdown_aborts_peers_that_never_answer_at_the_grace")
+PING_EVERY_SECONDS = 0.002            # the pinger pings, waits for the echo, rests 2 ms
 
 
 def run(seconds: float) -> List[Outcome]:
@@ -128,19 +129,19 @@ def _reactor_server(listener: socket.socket, context: ssl.SSLContext, stop: thre
 def _judge(side: str, server: Any, contexts: Any, seconds: float) -> Outcome:
     server_ctx, client_ctx = contexts
     listener = socket.create_server(("127.0.0.1", 0))
-    address = listener.getsockname()
     stop = threading.Event()
     timing = {"deadline": time.monotonic() + 30.0}
     thread = threading.Thread(target=server, args=(listener, server_ctx, stop, timing),
                               daemon=True)
     thread.start()
-    silent = pinger = None
-    pings = answered_after_quit = longest = 0
-    saw_close_notify = False
+    clients: List[ssl.SSLSocket] = []
+    pings = answered_after_quit = longest = saw_close_notify = 0
     try:
-        silent, pinger = (client_ctx.wrap_socket(socket.create_connection(address, timeout=5),
-                                                 server_hostname="localhost",
-                                                 suppress_ragged_eofs=False) for _ in range(2))
+        while len(clients) < 2:
+            raw = socket.create_connection(listener.getsockname(), 5)
+            clients.append(client_ctx.wrap_socket(raw, server_hostname="localhost",
+                                                  suppress_ragged_eofs=False))
+        silent, pinger = clients
         started = time.monotonic()
         timing["deadline"] = deadline = started + seconds
         quit_sent = False
@@ -157,14 +158,14 @@ def _judge(side: str, server: Any, contexts: Any, seconds: float) -> Outcome:
             except OSError:
                 answer = b""
             longest = max(longest, time.monotonic() - pinged)
+            time.sleep(PING_EVERY_SECONDS)
             answered_after_quit += quit_sent and answer == b"ping\n"
         silent.settimeout(2)
         with contextlib.suppress(OSError):     # SSLEOFError: TCP closed without close_notify
             saw_close_notify = silent.recv(100) == b""   # b'' only after a close_notify
     finally:
-        for sock in (silent, pinger):
-            if sock is not None:
-                sock.close()
+        for sock in clients:
+            sock.close()
         stop.set()
         thread.join(10)
         listener.close()
@@ -173,14 +174,15 @@ def _judge(side: str, server: Any, contexts: Any, seconds: float) -> Outcome:
         "seconds the server spent closing the silent client": round(closing, 4),
         "pings sent": pings, "pings answered after the quit": answered_after_quit,
         "longest wait for an echo, seconds": round(longest, 3),
-        "close_notify reached the silent client": saw_close_notify}
+        "close_notify reached the silent client": bool(saw_close_notify)}
     ok = closing < seconds / 4 and answered_after_quit >= 1 and saw_close_notify
     if ok:
-        verdict = ("close() sent close_notify and returned in %.1f ms; the pinger was "
-                   "answered %d times meanwhile" % (closing * 1000, answered_after_quit))
+        verdict = ("close() sent close_notify and returned in {:.1f} ms; the pinger was "
+                   "answered {:,} times meanwhile".format(closing * 1000, answered_after_quit))
     else:
-        verdict = ("the server sat %.2f s inside unwrap() waiting for a close_notify that "
-                   "never came; the pinger waited %.2f s for one echo" % (closing, longest))
+        verdict = ("the server sat %.2f s %swaiting for a close_notify that never came; the "
+                   "pinger waited %.2f s for one echo" % (
+                       closing, "inside unwrap() " if side == "naive" else "", longest))
     return Outcome(side, figures, verdict, ok)
 
 
@@ -191,9 +193,8 @@ def _throwaway_certificate(folder: str) -> Any:
         raise FileNotFoundError("the tls-close-hang lesson makes its throwaway certificate with "
                                 "the openssl command: install it (apt install openssl)")
     certfile, keyfile = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
-    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
-                    "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-                    "-keyout", keyfile, "-out", certfile],
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:"
+                    "prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost", "-keyout", keyfile, "-out", certfile],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
     return certfile, keyfile
