@@ -149,6 +149,7 @@ def _diagnose() -> str:
     handler.emit = lambda record: captured.append(record.getMessage())  # type: ignore
     logger = logging.getLogger("reactor")
     logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False   # shown as a figure instead
     loop = Reactor(debug=True, slow_callback_seconds=SLOW_SECONDS / 2)
     client = None
     try:
@@ -161,6 +162,7 @@ def _diagnose() -> str:
         close_server(loop, server)
     finally:
         logger.removeHandler(handler)
+        logger.propagate = propagate
         if client is not None:
             client.close()
         loop.close()
