@@ -91,7 +91,8 @@ class Traceable:
     def stop_trace(self) -> Optional[str]:
         """Finish the trace file and return its path (None if not tracing); idempotent.
 
-        The next pass is the untraced one again.
+        The next pass is the untraced one again. A write error while
+        finishing is logged, not raised (``loop.close()`` calls this).
         """
         tracer = vars(self).pop("_tracer", None)
         vars(self).pop("_run_once", None)
@@ -115,8 +116,12 @@ class TraceFile:
         self._pending: List[Dict[str, Any]] = []
         self._separator = ""
         self._file = open(path, "w", encoding="ascii")
-        self._write('{"displayTimeUnit": "ms", "otherData": %s,\n"traceEvents": [\n'
-                    % json.dumps(other_data, sort_keys=True))
+        try:
+            self._write('{"displayTimeUnit": "ms", "otherData": %s,\n"traceEvents": [\n'
+                        % json.dumps(other_data, sort_keys=True))
+        except OSError:                     # /dev/full, a full disk: refuse at once
+            self._file.close()
+            raise
 
     def add(self, event: Dict[str, Any]) -> None:
         """Queue one event; ``flush()`` writes it."""
