@@ -81,7 +81,7 @@ class _Producer(reactor.Protocol):
         self.seconds = seconds
         self.deadline = 0.0
         self.paused = False
-        self.pauses = self.written = self.number = self.checksum = 0
+        self.pauses = self.written = self.taken = self.number = self.checksum = 0
         self.lost = False
 
     def connection_made(self, transport: Any) -> None:
@@ -111,6 +111,7 @@ class _Producer(reactor.Protocol):
 
     def connection_lost(self, exc: Any) -> None:
         self.lost = True
+        self.taken = self.transport.bytes_sent    # what the kernel accepted, counted by send()
 
 
 def _reactor_sender(address: Any, seconds: float) -> Dict[str, int]:
@@ -123,7 +124,7 @@ def _reactor_sender(address: Any, seconds: float) -> Dict[str, int]:
             loop.run_once(0.05)
     finally:
         loop.close()
-    return {"written": producer.written, "taken": producer.written, "pauses": producer.pauses,
+    return {"written": producer.written, "taken": producer.taken, "pauses": producer.pauses,
             "checksum": producer.checksum}
 
 

@@ -41,7 +41,7 @@ PROVED_BY = ("tests/test_streams.py::test_client_that_never_reads_cannot_grow_se
 CHUNK_BYTES = 16 * 1024
 RATE_BYTES_PER_SECOND = 8 * 1024 * 1024
 SAFETY_STOP_BYTES = 64 * 1024 * 1024   # the lesson stops the naive side here, whatever --seconds
-SOCKET_BUFFER_BYTES = 64 * 1024     # small kernel buffers on both ends, so the process's shows
+SOCKET_BUFFER_BYTES = 64 * 1024        # small kernel buffers: the backlog stays in-process
 BOUNDED_BYTES = 1024 * 1024            # a peak above this is the bug showing
 
 
