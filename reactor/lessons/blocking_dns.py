@@ -19,8 +19,8 @@ DNS: while it runs, ``socket.getaddrinfo`` answers the name
 ``backend.lesson.test`` (the ``.test`` domain is reserved, RFC 6761) with
 127.0.0.1 after 300 ms, and passes every other lookup through unchanged;
 the real function is put back when the lesson ends. One client asks the
-server to connect to the back end by that name every 0.1 s while three
-clients ping it.
+server to connect to the back end by that name (and again 0.1 s after
+each answer) while three clients ping it.
 """
 
 import contextlib

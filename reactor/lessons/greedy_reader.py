@@ -16,9 +16,11 @@ waiting: one ``recv`` of ``read_chunk_bytes`` (64 KiB), more only while
 they come back full, up to ``max_read_per_event_bytes`` (256 KiB), then on
 to the next ready connection (``streams.py:StreamTransport.on_readable``).
 The rest stays in the kernel, where TCP flow control slows the sender, and
-is read on the next pass; the ready queue is FIFO, so each pass serves
-every ready connection once (``loop.py:EventLoop._run_ready``). A flood
-then costs the others one 256 KiB read per pass, not the whole flood.
+is read on the next pass. Each pass dispatches every ready connection
+once, and callbacks queued during a pass wait for the next one
+(``loop.py:EventLoop._run_ready``), so no connection and no callback that
+re-queues itself can hold the loop. A flood then costs the others one
+256 KiB read per pass, not the whole flood.
 
 In the lesson a thread floods the server with 16-byte lines, 1 MiB per
 write, while three clients ping it every 5 ms. Both servers run the same
