@@ -115,5 +115,5 @@ def watcher_callback_name(watcher: Any, event: str) -> str:
         method = "datagram_received" if hasattr(protocol, "datagram_received") else "data_received"
     else:
         method = "resume_writing"
-    return "%s.%s (via %s.on_%sable)" % (type(protocol).__qualname__, method,
-                                         type(watcher).__name__, event)
+    return "%s.%s (via %s.%s)" % (type(protocol).__qualname__, method, type(watcher).__name__,
+                                  "on_readable" if event == "read" else "on_writable")

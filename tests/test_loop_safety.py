@@ -296,3 +296,20 @@ def test_a_transport_whose_socket_is_closed_behind_its_back_ends(selector_class,
             second.close()
         server.close()
         loop.close()
+
+
+def test_slow_callback_names_spell_the_watcher_methods_as_they_are():
+    """A write event is named after on_writable, the method that exists, not 'on_writeable'."""
+    from reactor.debug import watcher_callback_name
+    from reactor.protocols import Protocol
+
+    class Resumer(Protocol):
+        pass
+
+    class Transport:
+        def get_protocol(self):
+            return Resumer()
+
+    assert watcher_callback_name(Transport(), "write") == \
+        "Resumer.resume_writing (via Transport.on_writable)"
+    assert watcher_callback_name(Transport(), "read").endswith("(via Transport.on_readable)")
