@@ -35,7 +35,12 @@ LAYERS = {
     "apps": 6, "apps.echo": 6, "apps.chat": 6, "apps.chat_text": 6, "apps.serving": 6,
     "apps.kv": 6, "apps.kv_commands": 6, "apps.kv_session": 6, "apps.kv_store": 6,
     "apps.kv_aof": 6, "apps.http": 6, "apps.chat_web": 6, "apps.chat_redis": 6,
-    "apps.redis_url": 6,
+    "apps.redis_url": 6, "apps.lesson": 6, "lessons": 6,
+    "lessons.emfile_spin": 6, "lessons.partial_send": 6, "lessons.half_close": 6,
+    "lessons.tls_close": 6, "lessons.timer_drift": 6, "lessons.slow_callback": 6,
+    "lessons.lost_wakeup": 6, "lessons.fd_reuse": 6, "lessons.greedy_reader": 6,
+    "lessons.unbounded_buffer": 6, "lessons.blocking_dns": 6,
+    "trace": 2, "testing": 5, "apps.trace_report": 6,
 }
 
 #: The longest a module may grow (STYLE: one concept per file, a few hundred
