@@ -23,7 +23,7 @@ CITED = {
     "partial-send": ("bytes the program wrote", "bytes received", "bytes lost"),
     "half-close": ("clients", "complete replies", "reply bytes lost"),
     "tls-close-hang": ("seconds the server spent closing the silent client",
-                       "pings answered after the quit", "longest wait for an echo, seconds"),
+                       "pings answered once the close began", "longest wait for an echo, ms"),
     "fd-reuse": ("requests sent by the new client", "requests answered"),
     "unbounded-buffer": ("peak bytes buffered in the process", "bytes produced"),
 }
