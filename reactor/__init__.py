@@ -26,6 +26,11 @@ Then, off the main path: ``clock.py`` (the injectable clock),
 ``policy.py`` (every limit as data), ``addresses.py``, ``errors.py``;
 ``protect/`` (the protections a public server adds; skip on a first
 reading); ``apps/`` (the servers behind ``python -m reactor``).
+To watch the loop run: ``debug.py`` (slow callbacks, named) and
+``trace.py`` (``loop.start_trace``: every pass, as a Perfetto trace).
+To test without a kernel: ``testing.py`` (a fake network with scripted
+faults). To see the classic bugs happen: ``lessons/``
+(``python -m reactor lesson NAME``, docs/CLASSIC-BUGS.md).
 """
 
 import sys
