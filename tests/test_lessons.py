@@ -4,7 +4,6 @@ The lessons themselves are tested in tests/test_lessons_io.py and
 tests/test_lessons_time.py; here is what holds for all of them.
 """
 
-import ast
 import io
 import os
 import re
@@ -15,26 +14,10 @@ import pytest
 
 from reactor import lessons
 
+from .test_examples import definitions as defined_names
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSIC_BUGS = os.path.join(ROOT, "docs", "CLASSIC-BUGS.md")
-
-
-def defined_names(path):
-    """The dotted names a module defines: classes, functions, methods, globals."""
-    names = set()
-
-    def visit(body, prefix):
-        for node in body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                names.add(prefix + node.name)
-                if isinstance(node, ast.ClassDef):
-                    visit(node.body, prefix + node.name + ".")
-            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                names.update(prefix + t.id for t in targets if isinstance(t, ast.Name))
-    with open(path, encoding="utf-8") as handle:
-        visit(ast.parse(handle.read()).body, "")
-    return names
 
 
 def test_there_are_at_least_ten_lessons_each_a_module_with_the_contract():

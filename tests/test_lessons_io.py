@@ -14,7 +14,7 @@ import pytest
 
 from reactor import lessons
 
-from .test_lessons import ROOT, defined_names
+from .test_lessons import ROOT
 
 #: Each lesson, with the figures its verdicts cite (they must be measured numbers).
 CITED = {
@@ -57,19 +57,6 @@ def test_naive_side_fails_and_reactor_side_behaves_measured(name):
             assert isinstance(value, (int, float)) and not isinstance(value, bool), (figure, value)
     assert threading.active_count() == threads, "the lesson left a thread running"
     assert _open_fds() == fds, "the lesson left file descriptors open"
-
-
-@pytest.mark.parametrize("name", sorted(CITED))
-def test_lesson_names_code_and_tests_that_exist(name):
-    """PREVENTED_BY names definitions in reactor/ and PROVED_BY names existing tests."""
-    lesson = lessons.load(name)
-    assert lesson.PREVENTED_BY and lesson.PROVED_BY
-    for ref in lesson.PREVENTED_BY:
-        path, _, qualified = ref.partition(":")
-        assert qualified in defined_names(os.path.join(ROOT, "reactor", path)), ref
-    for test_id in lesson.PROVED_BY:
-        path, _, test = test_id.partition("::")
-        assert test.split("::")[-1] in defined_names(os.path.join(ROOT, path)), test_id
 
 
 def test_fd_reuse_lesson_runs_from_the_command_line():

@@ -7,7 +7,6 @@ verdict cites are numbers, and that the lesson left no socket, thread or
 patched function behind.
 """
 
-import ast
 import os
 import socket
 import subprocess
@@ -33,24 +32,6 @@ CITED_FIGURES = {
                       "flood MiB read by the server"),
     "blocking-dns": ("pings answered", "pings longest wait (ms)", "back-end connects by name"),
 }
-
-
-def defined_names(path):
-    """The dotted names a module defines: classes, functions, methods, globals."""
-    names = set()
-
-    def visit(body, prefix):
-        for node in body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                names.add(prefix + node.name)
-                if isinstance(node, ast.ClassDef):
-                    visit(node.body, prefix + node.name + ".")
-            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                names.update(prefix + t.id for t in targets if isinstance(t, ast.Name))
-    with open(path, encoding="utf-8") as handle:
-        visit(ast.parse(handle.read()).body, "")
-    return names
 
 
 def open_fds():
@@ -109,18 +90,6 @@ def test_lesson_leaves_no_socket_thread_or_patch_behind(name):
     _, leaked = run_lesson(name)
     assert (leaked["threads"], leaked["getaddrinfo patched"], leaked.get("fds", [])) \
         == ([], False, []), leaked
-
-
-@pytest.mark.parametrize("name", sorted(CITED_FIGURES))
-def test_lesson_cites_code_and_tests_that_exist(name):
-    """PREVENTED_BY names definitions in reactor/; PROVED_BY names tests that exist."""
-    lesson = lessons.load(name)
-    for ref in lesson.PREVENTED_BY:
-        path, _, qualified = ref.partition(":")
-        assert qualified in defined_names(os.path.join(ROOT, "reactor", path)), ref
-    for test_id in lesson.PROVED_BY:
-        path, _, test = test_id.partition("::")
-        assert test.split("::")[-1] in defined_names(os.path.join(ROOT, path)), test_id
 
 
 def test_slow_callback_debug_mode_names_the_users_method():
