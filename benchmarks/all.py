@@ -9,7 +9,7 @@ end the suites' JSON is merged into one ``results.json`` (the format is in
 ``report/schema.py``) and ``report/document.py`` draws ``report.md`` and
 its SVG charts.
 
-The plans below say what runs. ``--quick`` (under 3 minutes on 2 cores)
+The plans below say what runs. ``--quick`` (about 3 minutes on 2 cores)
 keeps four suites, one round each: echo, scaling and http, where a reader
 compares concurrency models, and loop, the reactor's own costs. The full run (under 30 minutes) adds every
 other comparison suite with three rounds; ``attacks`` is not a comparison
@@ -35,15 +35,15 @@ from .report.schema import from_suite_json
 
 #: (suite, its extra arguments, estimated seconds)
 QUICK_PLAN = [
-    ("echo", ["--quick", "--seconds", "1.5"], 70),
+    ("echo", ["--quick", "--seconds", "1.5"], 90),
     ("scaling", ["--quick"], 30),
-    ("http", ["--quick"], 45),
+    ("http", ["--quick"], 55),
     ("loop", ["--quick"], 15),
 ]
 FULL_PLAN = [
-    ("echo", ["--quick", "--repeat", "3"], 255),
+    ("echo", ["--quick", "--repeat", "3"], 325),
     ("scaling", ["--repeat", "1"], 600),
-    ("http", ["--quick", "--repeat", "3"], 110),
+    ("http", ["--quick", "--repeat", "3"], 140),
     ("websocket", ["--quick", "--repeat", "3"], 130),
     ("loop", ["--quick"], 60),
     ("framing", ["--quick", "--repeat", "3"], 90),
@@ -141,7 +141,7 @@ def clean(row):
             # a suite's own words ("n/a: fixed reply only") become a skip with that reason
             kept[key] = value if value == "ok" or value.startswith(("skipped: ", "failed: ")) \
                 else "skipped: " + value
-        elif key in ("scenario", "model", "detail") and isinstance(value, str):
+        elif key in ("scenario", "model", "detail", "program", "loop") and isinstance(value, str):
             kept[key] = value
         elif key == "runs" and isinstance(value, list):
             kept[key] = [{k: v for k, v in run.items() if is_number(v) and math.isfinite(v)}

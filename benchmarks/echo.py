@@ -23,6 +23,15 @@ says which limit it needs.
 
 ``--workers 1,2`` runs reactor's own echo server as one process, then under
 a supervisor with 1 and 2 workers (``workers.py``).
+
+Two of the models are asyncio programs run on each event loop at hand:
+the Protocol echo (asyncio-protocol, reactor-aio-protocol, uvloop) and the
+streams echo (asyncio-streams, reactor-aio-streams, uvloop-streams). After
+the scenario tables, one more puts each program's loops side by side
+(``programs.py``), every loop's figures over asyncio's own loop's.
+
+``--models A,B`` runs only those models (a smoke run, or one comparison);
+the idle-memory table needs reactor and asyncio-protocol among them.
 """
 
 import os
@@ -33,9 +42,11 @@ import time
 
 from .common import print_table, write_json
 from .harness import (
-    build_loadgen, fd_limit_problem, free_port, one_run, prime, start_server, stop_server)
-from .models import available, models_for
+    build_loadgen, fd_limit_problem, free_port, medians_or_why, one_run, prime, round_robin,
+    scenario_results, start_server, stop_server)
+from .models import available, models_for, programs_for
 from .models.baselines import POOL_THREADS
+from .programs import program_table, tag_rows
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: every model that speaks echo (benchmarks/models/), in registration order
@@ -189,13 +200,22 @@ def main(args, extra):
     quick = args.quick
     repeat = args.repeat or (1 if quick else 3)
     warmup, duration = (0.5, 2.0) if quick else (1.0, 4.0)
-    if "--seconds" in extra:
-        # `all --quick` measures each cell for less time, to stay under 3 minutes.
-        try:
+    wanted = MODELS
+    try:
+        # `all --quick` measures each cell for less time, to stay near 3 minutes.
+        if "--seconds" in extra:
             duration = float(extra[extra.index("--seconds") + 1])
-        except (IndexError, ValueError):
-            print("usage: python -m benchmarks echo [--quick] [--repeat R] [--seconds S]")
-            return 2
+        if "--models" in extra:
+            wanted = extra[extra.index("--models") + 1].split(",")
+    except (IndexError, ValueError):
+        print("usage: python -m benchmarks echo [--quick] [--repeat R] [--seconds S] "
+              "[--models A,B]")
+        return 2
+    unknown = [m for m in wanted if m not in MODELS]
+    if unknown:
+        print("echo: no echo model named %s (python -m benchmarks.models lists them)"
+              % ", ".join(unknown))
+        return 2
     scenarios = QUICK_SCENARIOS if quick else FULL_SCENARIOS
     loadgen = build_loadgen()
     print("echo suite: %d run(s) per cell (median), %.0f s each after %.1f s warm-up; "
@@ -203,48 +223,42 @@ def main(args, extra):
                                   "loadgen.c (epoll, C)" if loadgen else
                                   "Python stand-in (no C compiler: expect it to saturate)"),
           flush=True)
-    models = [m for m in MODELS if available(m) is None]
-    skipped = ["%s (%s)" % (m, available(m)) for m in MODELS if available(m) is not None]
-    results = []
+    models = [m for m in wanted if available(m) is None]
+    skipped = ["%s (%s)" % (m, available(m)) for m in wanted if available(m) is not None]
+    results, runs, status, labels = [], {}, {}, []
     for scenario in scenarios:
         conns, size, pipeline = scenario
         label = "%d conn x %d B%s" % (conns, size, ", %d in flight" % pipeline
                                       if pipeline > 1 else " ping-pong")
+        labels.append(label)
         # Round-robin over models within each repeat, so slow drift of the
-        # machine (thermal, neighbours) spreads over every model alike.
-        runs = {model: [] for model in models}
-        for _ in range(repeat):
-            for model in models:
-                runs[model].append(one_run(model, scenario, loadgen, warmup, duration))
-        cells = {}
-        for model in models:
-            cell = {key: statistics.median(run[key] for run in runs[model])
-                    for key in runs[model][0]}
-            cells[model] = cell
-            results.append(dict(cell, scenario=label, model=model, runs=runs[model]))
-            print("  %-32s %-18s %9.0f req/s" % (label, model, cell["requests_per_second"]),
-                  flush=True)
-        base = cells.get("asyncio-protocol")
-        floor = cells.get("selectors-minimal")
-        rows = []
-        for model in models:
-            cell = cells[model]
-            rows.append([
-                model, "%.0f" % cell["requests_per_second"],
-                "%.2fx" % (cell["requests_per_second"] / floor["requests_per_second"]),
-                "%.2fx" % (cell["requests_per_second"] / base["requests_per_second"]),
-                "%.0f" % cell["p50_us"], "%.0f" % cell["p99_us"],
-                "%.1f" % cell["server_cpu_us_per_request"],
-                "%.2fx" % (cell["server_cpu_us_per_request"] / base["server_cpu_us_per_request"]),
-                "%.0f%%" % (100 * cell["loadgen_busy"]),
-            ])
+        # machine (thermal, neighbours) spreads over every model alike. A
+        # model that fails is reported in its row; the others still run.
+        jobs = {(label, model): [] for model in models}
+
+        def measure(label, model, scenario=scenario):
+            run = one_run(model, scenario, loadgen, warmup, duration)
+            return run, "%9.0f req/s  %5.1f us/req" % (run["requests_per_second"],
+                                                        run["server_cpu_us_per_request"])
+        round_robin(jobs, status, repeat, measure)
+        runs.update(jobs)
+        notes = []
+        rows, medians = scenario_rows(label, models, runs, status, notes)
+        results += scenario_results(label, models, medians, runs, status)
         print_table(label, ["model", "req/s", "vs floor", "vs asyncio", "p50 us", "p99 us",
                             "server us/req", "cpu vs asyncio", "loadgen busy"], rows,
                     ["floor = selectors-minimal; loadgen busy >= 90% means the load generator, "
-                     "not the server, set the rate"] + POOL_NOTES)
+                     "not the server, set the rate"] + POOL_NOTES + notes)
+    programs = [(program, members) for program, members in programs_for("echo")
+                if any(model in wanted for _, model in members)]
+    program_table(programs, labels, runs, status, available)
+    tag_rows(results, programs)
     count = 2000 if quick else 10000
     problem = fd_limit_problem(count)
-    if problem:
+    if not {"reactor", "asyncio-protocol"} <= set(models):
+        print("\nidle memory skipped: it compares reactor and asyncio-protocol, and --models "
+              "left one out")
+    elif problem:
         print("\nidle memory skipped: " + problem)
     else:
         idle_memory_table(count, results)
@@ -253,3 +267,30 @@ def main(args, extra):
     if args.json:
         write_json(args.json, "echo", results)
     return 0
+
+
+def scenario_rows(label, models, runs, status, notes):
+    """One scenario's table rows and {model: its medians}: each model against the floor and
+    asyncio (ratios of the medians; "n/a" where either did not run, why in ``notes``)."""
+    cells = {model: medians_or_why(runs, status, (label, model), notes) for model in models}
+    medians = {model: cell for model, (cell, _) in cells.items() if cell is not None}
+    base, floor = medians.get("asyncio-protocol"), medians.get("selectors-minimal")
+
+    def ratio(cell, other, key):
+        return "n/a" if other is None else "%.2fx" % (cell[key] / other[key])
+    rows = []
+    for model in models:
+        cell, why = cells[model]
+        if cell is None:
+            rows.append([model, why] + [""] * 7)
+            continue
+        rows.append([
+            model, "%.0f" % cell["requests_per_second"],
+            ratio(cell, floor, "requests_per_second"),
+            ratio(cell, base, "requests_per_second"),
+            "%.0f" % cell["p50_us"], "%.0f" % cell["p99_us"],
+            "%.1f" % cell["server_cpu_us_per_request"],
+            ratio(cell, base, "server_cpu_us_per_request"),
+            "%.0f%%" % (100 * cell["loadgen_busy"]),
+        ])
+    return rows, medians

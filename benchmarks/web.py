@@ -23,6 +23,12 @@ its CPU seconds per second). Each model is run ``--repeat`` times
 (default 3, ``--quick`` 1), round-robin, in fresh processes; the table
 shows medians, and ratios are medians of each round's own ratio.
 
+aiohttp's hello is one asyncio program run on each event loop at hand:
+asyncio's (``aiohttp``), uvloop (``aiohttp-uvloop``) and reactor.aio
+(``aiohttp-reactor-aio``); a table after the scenario tables puts them side
+by side, each loop's figures over asyncio's own loop's (``programs.py``).
+``--models A,B`` runs only those models.
+
 Last, reactor's Python heap per idle keep-alive connection (tracemalloc in
 the server, after each connection has had one response), beside the floor
 and aiohttp, as the echo suite measures idle connections.
@@ -46,8 +52,9 @@ from .harness import (
     StartFailed, build_loadgen, heap_target, idle_heap_table, medians_or_why, paired, pinned,
     print_targets, process_cpu_seconds, ratio_targets, read_until, round_robin, run_held,
     scenario_results, serving)
-from .models import available, models_for
+from .models import available, models_for, programs_for
 from .models.http import BODY
+from .programs import program_table, tag_rows
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -191,8 +198,16 @@ def main(args, extra):
     warmup, duration = (1, 2) if quick else (2, 5)
     idle_count = 1000 if quick else 10000
     forced = extra[extra.index("--loadgen") + 1] if "--loadgen" in extra[:-1] else None
-    if forced not in (None, "wrk", "c"):
-        print("usage: python -m benchmarks http [--quick] [--repeat R] [--loadgen wrk|c]")
+    wanted = extra[extra.index("--models") + 1].split(",") if "--models" in extra[:-1] \
+        else MODELS
+    if forced not in (None, "wrk", "c") or "--models" in extra[-1:]:
+        print("usage: python -m benchmarks http [--quick] [--repeat R] [--loadgen wrk|c] "
+              "[--models A,B]")
+        return 2
+    unknown = [m for m in wanted if m not in MODELS]
+    if unknown:
+        print("http: no http model named %s (python -m benchmarks.models lists them)"
+              % ", ".join(unknown))
         return 2
     loadgen = "wrk" if shutil.which("wrk") and forced != "c" else None
     if loadgen is None:
@@ -204,11 +219,11 @@ def main(args, extra):
           "%d round(s) (median), %d s each after a %d s warm-up"
           % (CONNECTIONS, "wrk -t 1" if loadgen == "wrk" else "httploadgen.c", repeat,
              duration, warmup), flush=True)
-    models = [m for m in MODELS if available(m) is None]
+    models = [m for m in wanted if available(m) is None]
     status = {}
     for label, path in SCENARIOS:
         protocol = "http" if path == "/" else "http-static"
-        for model in MODELS:
+        for model in wanted:
             if available(model):
                 status[label, model] = "skipped: " + available(model)
             elif available(model, protocol):
@@ -225,8 +240,13 @@ def main(args, extra):
         round_robin(runs, status, repeat, measure, StartFailed)
     results = []
     for label, _ in SCENARIOS:
-        medians = scenario_table(label, MODELS, runs, status)
-        results += scenario_results(label, MODELS, medians, runs, status)
+        medians = scenario_table(label, wanted, runs, status)
+        results += scenario_results(label, wanted, medians, runs, status)
+    hello_only = [SCENARIOS[0][0]]          # the loop comparison is aiohttp's hello
+    programs = [(program, members) for program, members in programs_for("http")
+                if any(model in wanted for _, model in members)]
+    program_table(programs, hello_only, runs, status, available)
+    tag_rows(results, programs, hello_only)
     heap = idle_heap_table("keep-alive connection", [m for m in IDLE_MODELS if m in models],
                            idle_count, results, open_batch=keepalive_batch,
                            protocol="http",

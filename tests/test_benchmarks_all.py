@@ -69,3 +69,12 @@ def test_compare_prints_a_ratio_per_cell(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert "2.00" in result.stdout and "faster" in result.stdout
+
+
+def test_a_rows_program_and_loop_survive_into_results_json():
+    """clean() keeps the text fields the report's program table reads, and drops others."""
+    row = {"scenario": "hello", "model": "aiohttp-reactor-aio", "program": "aiohttp hello",
+           "loop": "reactor.aio", "note": "dropped", "requests_per_second": 1.0}
+    assert run_all.clean(row) == {"scenario": "hello", "model": "aiohttp-reactor-aio",
+                                  "program": "aiohttp hello", "loop": "reactor.aio",
+                                  "requests_per_second": 1.0}

@@ -41,3 +41,12 @@ def test_wrk_latency_output_is_parsed_into_counts_and_microseconds():
                        "  Socket errors: connect 0, read 2, write 0, timeout 3\n")
     assert (result["requests"], result["seconds"]) == (385382, 3.1)
     assert (result["p50_us"], result["p99_us"], result["errors"]) == (665.0, 1860.0, 5)
+
+
+def test_a_model_list_naming_an_unknown_model_is_refused_before_anything_runs():
+    """echo and http --models A,B: a name the suite does not know exits 2, naming it."""
+    for suite, known in (("echo", "asyncio-protocol"), ("http", "aiohttp")):
+        result = run_benchmarks([suite, "--models", known + ",no-such-model"])
+        assert result.returncode == 2, result.stdout
+        assert "no %s model named no-such-model" % suite in result.stdout
+        assert "Traceback" not in result.stderr

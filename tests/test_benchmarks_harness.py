@@ -86,3 +86,58 @@ def test_suites_import_the_harness_never_each_other():
         imported = {node.module for node in ast.walk(tree)
                     if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module}
         assert not imported & (suites - {name}), (name, imported & suites)
+
+
+# -- one asyncio program on several loops (programs.py) ----------------------------------------
+
+PROGRAMS = [("asyncio Protocol echo", [("asyncio", "asyncio-protocol"),
+                                       ("reactor.aio", "reactor-aio-protocol"),
+                                       ("uvloop", "uvloop")])]
+
+
+def rate_and_cpu(rate, cpu):
+    return {"requests_per_second": rate, "server_cpu_us_per_request": cpu}
+
+
+def test_the_program_table_sets_each_loop_beside_asyncios_with_paired_ratios(capsys):
+    """Each loop's median, and in brackets the median of its per-round ratio to asyncio's
+    loop; a loop not installed says so."""
+    from benchmarks.programs import program_table
+    runs = {("a", "asyncio-protocol"): [rate_and_cpu(100.0, 10.0), rate_and_cpu(200.0, 10.0)],
+            ("a", "reactor-aio-protocol"): [rate_and_cpu(150.0, 8.0), rate_and_cpu(240.0, 9.0)]}
+    program_table(PROGRAMS, ["a"], runs, {}, why_not=lambda model: "uvloop not installed")
+    out = capsys.readouterr().out
+    header, rule, row = out.strip().splitlines()[1:4]
+    assert header.split() == ["scenario", "program", "asyncio", "req/s", "asyncio", "us/req",
+                              "reactor.aio", "req/s", "reactor.aio", "us/req", "uvloop",
+                              "req/s", "uvloop", "us/req"]
+    # rates 195 median; ratios 1.5 and 1.2 -> 1.35; CPU 8.5, ratios 0.8 and 0.9 -> 0.85
+    assert row.split() == ["a", "asyncio", "Protocol", "echo", "150", "10.0", "195", "(1.35x)",
+                           "8.5", "(0.85x)", "skipped:", "uvloop", "not", "installed"]
+
+
+def test_the_program_table_reports_a_loop_that_failed_and_prints_nothing_without_programs(
+        capsys):
+    """A failed loop shows "failed (below)" with its reason in the notes; no program, no
+    table."""
+    from benchmarks.programs import program_table
+    runs = {("a", "asyncio-protocol"): [rate_and_cpu(100.0, 10.0)],
+            ("a", "reactor-aio-protocol"): [None]}
+    status = {("a", "reactor-aio-protocol"): "failed: server did not start"}
+    program_table(PROGRAMS[:1], ["a"], runs, status)
+    out = capsys.readouterr().out
+    assert "failed (below)" in out and "reactor-aio-protocol failed: server did not start" in out
+    program_table([], ["a"], runs, status)
+    assert capsys.readouterr().out == ""
+
+
+def test_rows_of_a_program_are_tagged_with_it_and_their_loop():
+    """tag_rows marks each program model's JSON rows (in the scenarios given) and no other."""
+    from benchmarks.programs import tag_rows
+    rows = [{"scenario": "hello", "model": "uvloop"}, {"scenario": "static", "model": "uvloop"},
+            {"scenario": "hello", "model": "reactor"}]
+    tag_rows(rows, PROGRAMS, ["hello"])
+    assert rows == [{"scenario": "hello", "model": "uvloop", "program": "asyncio Protocol echo",
+                     "loop": "uvloop"},
+                    {"scenario": "static", "model": "uvloop"},
+                    {"scenario": "hello", "model": "reactor"}]

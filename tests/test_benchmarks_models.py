@@ -1,6 +1,8 @@
 """The benchmark models' registry (benchmarks/models/): every model named once, with a
 server per protocol it speaks; a model whose package is missing is skipped with the reason;
-a few models started for real (threadpool, prefork), and prefork leaves no child behind."""
+one asyncio program registered per loop (asyncio, reactor.aio, uvloop); a few models started
+for real (threadpool, prefork, each asyncio program on each loop), and prefork leaves no
+child behind."""
 
 import importlib.util
 import os
@@ -14,8 +16,10 @@ import pytest
 
 from benchmarks.harness import (
     build_loadgen, free_port, one_run, process_tree, start_server, stop_server)
-from benchmarks.models import MODELS, PROTOCOLS, REGISTRY, Registry, available, models_for
+from benchmarks.models import (
+    MODELS, PROTOCOLS, REGISTRY, Registry, available, models_for, programs_for)
 from benchmarks.models.__main__ import main as models_main
+from benchmarks.models.support import ASYNCIO_LOOPS, use_loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MISSING = "no_such_package_for_reactor_benchmarks"
@@ -41,17 +45,21 @@ def test_every_model_has_a_unique_name_a_callable_and_declared_protocols():
 def test_each_suite_gets_its_models_from_the_registry():
     echo = models_for("echo")
     assert echo[0] == "reactor"
-    for name in ("reactor-workers", "asyncio-protocol", "asyncio-streams", "threads",
-                 "threadpool", "prefork", "selectors-minimal", "uvloop", "gevent", "twisted",
-                 "trio", "curio"):
+    for name in ("reactor-workers", "asyncio-protocol", "reactor-aio-protocol",
+                 "asyncio-streams", "reactor-aio-streams", "threads", "threadpool", "prefork",
+                 "selectors-minimal", "uvloop", "uvloop-streams", "gevent", "twisted", "trio",
+                 "curio"):
         assert name in echo
     assert models_for("echo-tls") == ["reactor-tls", "asyncio-tls"]
     assert models_for("echo-udp") == ["reactor-udp", "asyncio-udp", "selectors-minimal-udp"]
     assert models_for("echo-framed") == ["reactor-length", "asyncio-streams-length",
                                          "asyncio-protocol-length"]
     assert models_for("http") == ["reactor", "asyncio-floor", "http.server", "aiohttp",
-                                  "aiohttp-pure", "uvicorn-httptools", "uvicorn-h11"]
-    assert models_for("http", idle=True) == ["reactor", "asyncio-floor", "aiohttp"]
+                                  "aiohttp-uvloop", "aiohttp-reactor-aio", "aiohttp-pure",
+                                  "uvicorn-httptools", "uvicorn-h11"]
+    assert models_for("http", idle=True) == ["reactor", "asyncio-floor", "aiohttp",
+                                             "aiohttp-uvloop", "aiohttp-reactor-aio"]
+    assert models_for("http-static") == ["reactor", "http.server", "aiohttp", "aiohttp-pure"]
     assert models_for("websocket") == ["reactor", "websockets", "websockets-uvloop", "aiohttp"]
     assert models_for("websocket-broadcast") == ["reactor-broadcast", "websockets", "aiohttp"]
     from benchmarks import echo, framing, protected, tls, udp, web, websocket
@@ -77,6 +85,74 @@ def test_a_model_whose_package_is_missing_is_skipped_with_a_reason_naming_it(cap
     assert registry.models_for("echo") == ["imaginary"]       # listed: the suites skip it
     assert models_main(["imaginary", str(free_port())], registry=registry) == 2
     assert "skip: %s not installed" % MISSING in capsys.readouterr().err
+
+
+def test_each_asyncio_program_runs_on_each_loop_as_a_model_of_its_own():
+    """The echo programs and aiohttp's hello each name one model per loop, in table order."""
+    assert programs_for("echo") == [
+        ("asyncio Protocol echo", [("asyncio", "asyncio-protocol"),
+                                   ("reactor.aio", "reactor-aio-protocol"),
+                                   ("uvloop", "uvloop")]),
+        ("asyncio streams echo", [("asyncio", "asyncio-streams"),
+                                  ("reactor.aio", "reactor-aio-streams"),
+                                  ("uvloop", "uvloop-streams")])]
+    assert programs_for("http") == [
+        ("aiohttp hello", [("asyncio", "aiohttp"), ("uvloop", "aiohttp-uvloop"),
+                           ("reactor.aio", "aiohttp-reactor-aio")])]
+    assert programs_for("http-static") == [] and programs_for("websocket") == []
+    for protocol in ("echo", "http"):
+        for program, members in programs_for(protocol):
+            for loop, name in members:
+                needs = MODELS[name].servers[protocol].needs
+                assert set(ASYNCIO_LOOPS[loop]) <= set(needs), (name, loop)
+    assert available("aiohttp-uvloop", "http-static") == available("aiohttp-reactor-aio",
+                                                                   "http-static")
+    assert available("aiohttp-reactor-aio", "http-static") == "hello only (the loop comparison)"
+
+
+def test_the_reactor_aio_models_need_only_the_standard_library():
+    """reactor.aio is part of reactor: its echo models run wherever reactor does."""
+    for name in ("reactor-aio-protocol", "reactor-aio-streams"):
+        assert MODELS[name].needs == () and available(name) is None
+    assert MODELS["aiohttp-reactor-aio"].needs == ("aiohttp",)
+
+
+@pytest.mark.parametrize("loop, module", [("asyncio", "asyncio"), ("uvloop", "uvloop"),
+                                          ("reactor.aio", "reactor.aio")])
+def test_use_loop_makes_asyncio_create_that_loop(loop, module):
+    """After use_loop(loop), asyncio.new_event_loop() (as asyncio.run and aiohttp's run_app
+    call it) makes that loop."""
+    import asyncio
+    if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        pytest.skip("uvloop not installed")
+    try:
+        use_loop(loop)
+        made = asyncio.new_event_loop()
+        made.close()
+    finally:
+        asyncio.set_event_loop_policy(None)
+    assert type(made).__module__.startswith(module)
+    with pytest.raises(ValueError, match="no asyncio loop named"):
+        use_loop("tokio")
+
+
+def test_a_program_names_its_loop_and_runs_once_on_each():
+    """program and loop come together; a second model for the same program and loop is
+    refused; a program on one loop alone is no comparison and is not listed."""
+    registry = Registry()
+
+    def serve(port, options):
+        pass
+    with pytest.raises(ValueError, match="go together"):
+        registry.register("lonely", speaks=("echo",), program="p")
+    registry.register("p-asyncio", speaks=("echo",), program="p", loop="asyncio")(serve)
+    registry.register("q-asyncio", speaks=("echo",), program="q", loop="asyncio")(serve)
+    assert registry.programs_for("echo") == []
+    with pytest.raises(ValueError, match="p-asyncio already runs 'p' on asyncio"):
+        registry.register("again", speaks=("echo",), program="p", loop="asyncio")(serve)
+    registry.register("p-uvloop", speaks=("echo",), program="p", loop="uvloop")(serve)
+    assert registry.programs_for("echo") == [("p", [("asyncio", "p-asyncio"),
+                                                    ("uvloop", "p-uvloop")])]
 
 
 def test_what_is_installed_is_decided_by_find_spec_alone():
@@ -234,3 +310,60 @@ def test_a_multi_process_models_cpu_counts_its_children():
     run = one_run("prefork", (2, 64, 1), build_loadgen(), 0.2, 0.6)
     assert run["requests_per_second"] > 0 and run["errors"] == 0
     assert run["server_cpu_us_per_request"] > 1.0
+
+
+# -- one asyncio program on each loop, started for real --------------------------------------
+
+def on_each_loop(protocol):
+    """pytest params: each model running an asyncio program, skipped (with the reason) where
+    its packages are missing."""
+    return [pytest.param(name, id=name, marks=pytest.mark.skipif(
+                available(name) is not None, reason=str(available(name))))
+            for _, members in programs_for(protocol) for _, name in members]
+
+
+@needs_proc
+@pytest.mark.parametrize("model", on_each_loop("echo"))
+def test_each_echo_program_echoes_on_each_loop_and_stops_on_sigterm(started, model):
+    """asyncio-protocol and asyncio-streams, on asyncio, reactor.aio and uvloop: the bytes
+    come back on several connections at once, and SIGTERM ends the server cleanly."""
+    server, port = started(model)
+    echo_through(port, connections=4, payload=b"y" * 300000)
+    stop_server(server)
+    assert server.returncode == 0
+
+
+@needs_proc
+@pytest.mark.parametrize("model", on_each_loop("http"))
+def test_aiohttp_hello_answers_on_each_loop_and_stops_on_sigterm(model):
+    """aiohttp's hello on asyncio, uvloop and reactor.aio: two keep-alive GETs answered, and
+    SIGTERM ends the server cleanly."""
+    from benchmarks.harness import serving
+    from benchmarks.web import check
+    with serving(model) as (server, port):
+        check(port, "/")
+    assert server.returncode == 0
+
+
+@needs_proc
+def test_the_protocol_echo_on_reactor_aio_reports_its_idle_connections():
+    """--measure-idle on reactor.aio: SIGUSR1 prints "idle HEAP RSS COUNT" and COUNT is the
+    connections open (the echo suite's idle-memory measure works on this loop too)."""
+    port = free_port()
+    server = start_server("reactor-aio-protocol", port, "--measure-rss", timeout=10)
+    clients = []
+    try:
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+        deadline = time.monotonic() + 5
+        while True:
+            server.send_signal(signal.SIGUSR1)
+            word, heap, resident, count = server.stdout.readline().split()
+            if int(count) == 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert (word, int(heap), int(count)) == ("idle", 0, 3) and int(resident) > 0
+    finally:
+        for sock in clients:
+            sock.close()
+        stop_server(server)
+    assert server.returncode == 0

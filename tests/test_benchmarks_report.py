@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from benchmarks.report import SCHEMA_VERSION, compare, summary_rows, validate, write_report
+from benchmarks.report.document import program_rows, summary_markdown
 from benchmarks.report import embed, svg
 from benchmarks.report.compare import main as compare_main, verdict
 from benchmarks.report.schema import from_suite_json, load
@@ -349,6 +350,70 @@ def test_a_suites_own_floor_is_its_floor_and_never_its_asyncio():
     assert (loop["reactor"], loop["rule"]) == ("reactor/wheel", "either")
     assert (loop["asyncio_model"], loop["asyncio_rate_ratio"]) == ("asyncio", pytest.approx(2.0))
     assert (loop["floor_model"], loop["floor_rate_ratio"]) == ("heapq", pytest.approx(0.5))
+
+
+def with_programs():
+    """results() with the echo rows of one asyncio program tagged by loop, and reactor.aio's."""
+    document = results()
+    echo = document["suites"]["echo"]["results"]
+    for each in echo:
+        if each["model"] in ("asyncio-protocol", "uvloop") and each["scenario"] != "idle memory":
+            each.update(program="asyncio Protocol echo",
+                        loop="asyncio" if each["model"] == "asyncio-protocol" else "uvloop")
+    echo.append(row("100 conn x 64 B", "reactor-aio-protocol", program="asyncio Protocol echo",
+                    loop="reactor.aio", requests_per_second=110000.0,
+                    server_cpu_us_per_request=9.0, loadgen_busy=0.98))
+    return document
+
+
+def test_one_program_on_each_loop_is_compared_with_asyncios_own_loop():
+    """program_rows: per suite and program, the headline scenario, asyncio's loop's figures
+    and each other loop's ratios to them (CPU and rate)."""
+    validate(with_programs())                       # program and loop are text fields
+    [entry] = program_rows(with_programs())
+    assert (entry["suite"], entry["program"], entry["scenario"]) == (
+        "echo", "asyncio Protocol echo", "100 conn x 64 B")     # 1000 conn: asyncio's loop only
+    assert (entry["base_model"], entry["base_cpu"], entry["base_rate"]) == (
+        "asyncio-protocol", 10.0, 100000.0)
+    assert list(entry["loops"]) == ["reactor.aio", "uvloop"]
+    aio, uvloop = entry["loops"]["reactor.aio"], entry["loops"]["uvloop"]
+    assert aio["model"] == "reactor-aio-protocol"
+    assert (aio["cpu_ratio"], aio["rate_ratio"]) == (pytest.approx(0.9), pytest.approx(1.1))
+    assert (uvloop["cpu_ratio"], uvloop["rate_ratio"]) == (pytest.approx(0.7), pytest.approx(1.3))
+    assert program_rows(results()) == []
+
+
+def test_the_summary_adds_the_program_table_only_when_a_program_ran_on_several_loops():
+    """Without tagged rows the summary is as before; with them a second table follows, and
+    the reactor.aio row changes nothing in the first."""
+    before, after = summary_markdown(results()), summary_markdown(with_programs())
+    assert after.startswith(before.rstrip("\n"))
+    added = after[len(before.rstrip("\n")):]
+    assert "The same asyncio program on each event loop" in added
+    assert ("| echo | asyncio Protocol echo | 100 conn x 64 B | asyncio-protocol | 10.00 | "
+            "100,000 req/s | 0.90x (reactor-aio-protocol) | 1.10x | 0.70x (uvloop) | 1.30x |"
+            in added)
+    assert summary_rows(with_programs()) == summary_rows(results())
+
+
+def test_a_program_on_reactor_aio_neither_stands_for_reactor_nor_counts_as_third_party():
+    """aiohttp on reactor.aio is reactor's loop, not a third party; with reactor's own row
+    failed, no program row stands in for it."""
+    document = results()
+    document["suites"]["http"] = {"title": "HTTP", "status": "ok", "seconds": 1.0, "results": [
+        row("hello", "reactor", requests_per_second=40000.0, server_cpu_us_per_request=25.0),
+        row("hello", "aiohttp", program="aiohttp hello", loop="asyncio",
+            requests_per_second=10000.0, server_cpu_us_per_request=90.0),
+        row("hello", "aiohttp-reactor-aio", program="aiohttp hello", loop="reactor.aio",
+            requests_per_second=20000.0, server_cpu_us_per_request=45.0),
+        row("static", "reactor", status="failed: no"),
+        row("static", "reactor-aio-protocol", program="p", loop="reactor.aio",
+            requests_per_second=1.0, server_cpu_us_per_request=1.0)]}
+    http = {entry["suite"]: entry for entry in summary_rows(document)}["http"]
+    assert (http["scenario"], http["reactor"]) == ("hello", "reactor")
+    assert http["third_party_cpu_model"] == http["third_party_rate_model"] == "aiohttp"
+    document["suites"]["http"]["results"] = document["suites"]["http"]["results"][3:]
+    assert {e["suite"]: e for e in summary_rows(document)}["http"]["reactor"] is None
 
 
 def test_write_report_writes_the_report_json_and_charts(tmp_path):

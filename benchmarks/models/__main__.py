@@ -27,12 +27,16 @@ def list_models(registry, out=sys.stdout):
                               "" if why is None else "   [skipped here: %s]" % why), file=out)
         if model.needs:
             print("    needs: %s" % ", ".join(model.needs), file=out)
-        seen = []
-        for server in model.servers.values():
-            if server.note and server not in seen:
-                seen.append(server)
-                spoken = [p for p, s in model.servers.items() if s is server]
-                print("    %s: %s" % (", ".join(spoken), server.note), file=out)
+        for protocol, server in model.servers.items():
+            if server.program is not None:
+                print("    %s: runs %r on %s" % (protocol, server.program, server.loop),
+                      file=out)
+        notes = {}
+        for protocol, server in model.servers.items():
+            if server.note:
+                notes.setdefault(server.note, []).append(protocol)
+        for note, spoken in notes.items():
+            print("    %s: %s" % (", ".join(spoken), note), file=out)
     print("\nprotocols:", file=out)
     for protocol, meaning in PROTOCOLS.items():
         print("  %-20s %s" % (protocol, meaning), file=out)

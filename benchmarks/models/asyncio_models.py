@@ -1,4 +1,12 @@
-"""The standard library's asyncio: Protocol and streams, for echo, TLS, UDP and framed echo."""
+"""The standard library's asyncio: Protocol and streams, for echo, TLS, UDP and framed echo.
+
+The two echo programs, ``asyncio-protocol`` and ``asyncio-streams``, are
+each written once and take the event loop as a parameter (``loop``, one of
+``support.ASYNCIO_LOOPS``): here they run on asyncio's own loop and, as
+``reactor-aio-protocol`` and ``reactor-aio-streams``, on reactor.aio;
+``third_party.py`` runs them on uvloop. Same program, same bytes on the
+wire: the loop is the only thing that differs between those models.
+"""
 
 import os
 import signal
@@ -7,14 +15,16 @@ import socket
 from .registry import register
 from .support import CERTS, report_idle, run_asyncio_until_sigterm, start_tracing
 
+#: the asyncio programs run on several loops (``program=`` of their registrations)
+PROTOCOL_ECHO = "asyncio Protocol echo"
+STREAMS_ECHO = "asyncio streams echo"
+
 
 @register("asyncio-protocol", speaks=("echo",), idle=True,
+          program=PROTOCOL_ECHO, loop="asyncio",
           note="asyncio.Protocol: data_received writes the data back")
-def serve_asyncio_protocol(port, options, use_uvloop=False):
+def serve_asyncio_protocol(port, options, loop="asyncio"):
     import asyncio
-    if use_uvloop:
-        import uvloop
-        uvloop.install()
     start_tracing(options)
     live = set()
 
@@ -29,16 +39,24 @@ def serve_asyncio_protocol(port, options, use_uvloop=False):
         def connection_lost(self, exc):
             live.discard(self)
 
-    def on_ready(loop):
+    def on_ready(running):
         if options.measure_idle:
-            loop.add_signal_handler(signal.SIGUSR1, report_idle, lambda: len(live))
+            running.add_signal_handler(signal.SIGUSR1, report_idle, lambda: len(live))
     run_asyncio_until_sigterm(
-        lambda loop: loop.create_server(Echo, "127.0.0.1", port, backlog=1024), on_ready)
+        lambda running: running.create_server(Echo, "127.0.0.1", port, backlog=1024),
+        on_ready, loop)
 
 
-@register("asyncio-streams", speaks=("echo",),
+@register("reactor-aio-protocol", speaks=("echo",), idle=True,
+          program=PROTOCOL_ECHO, loop="reactor.aio",
+          note="the asyncio-protocol program on reactor.aio's event loop")
+def serve_reactor_aio_protocol(port, options):
+    serve_asyncio_protocol(port, options, loop="reactor.aio")
+
+
+@register("asyncio-streams", speaks=("echo",), program=STREAMS_ECHO, loop="asyncio",
           note="asyncio.start_server: read, write, await drain")
-def serve_asyncio_streams(port, options):
+def serve_asyncio_streams(port, options, loop="asyncio"):
     import asyncio
 
     async def handle(reader, writer):
@@ -54,7 +72,14 @@ def serve_asyncio_streams(port, options):
         writer.close()
 
     run_asyncio_until_sigterm(
-        lambda loop: asyncio.start_server(handle, "127.0.0.1", port, backlog=1024))
+        lambda running: asyncio.start_server(handle, "127.0.0.1", port, backlog=1024),
+        loop=loop)
+
+
+@register("reactor-aio-streams", speaks=("echo",), program=STREAMS_ECHO, loop="reactor.aio",
+          note="the asyncio-streams program on reactor.aio's event loop")
+def serve_reactor_aio_streams(port, options):
+    serve_asyncio_streams(port, options, loop="reactor.aio")
 
 
 @register("asyncio-streams-length", speaks=("echo-framed",),

@@ -1,5 +1,5 @@
-"""HTTP/1.1 servers for the http suite: reactor, the asyncio floor, http.server, aiohttp,
-uvicorn.
+"""HTTP/1.1 servers for the http suite: reactor, the asyncio floor, http.server, aiohttp (on
+asyncio, uvloop and reactor.aio), uvicorn.
 
 Every model answers ``GET /`` with ``Hello, world!`` (text/plain,
 Content-Length 13) on HTTP/1.1 keep-alive (protocol ``http``); with
@@ -8,12 +8,16 @@ model's own static-file handler would (the suite asks for a 13-byte
 ``/hello.txt``). The suite waits until the port accepts: these servers
 print no "ready" line.
 
+aiohttp's hello is also run on other event loops, the program unchanged:
+``aiohttp-uvloop`` on uvloop and ``aiohttp-reactor-aio`` on reactor.aio
+(``support.use_loop``), hello only.
+
 ``http.server`` is as shipped: it writes head and body separately with
 Nagle on, so each keep-alive response waits for the client's delayed ACK
 (about 40 ms). That is what its users get, and what the issue's anchor
 (about 1.2k req/s) measured.
 
-With ``--measure-idle`` (reactor, asyncio-floor, aiohttp) the server traces
+With ``--measure-idle`` (reactor, asyncio-floor, aiohttp on each loop) the server traces
 its Python heap with tracemalloc and prints ``idle HEAP RSS COUNT`` on
 SIGUSR1 (``support.report_idle``; COUNT is 0 when the model cannot say).
 """
@@ -23,9 +27,12 @@ import signal
 import sys
 
 from .registry import register
-from .support import report_idle, start_tracing
+from .support import report_idle, start_tracing, use_loop
 
 BODY = b"Hello, world!"
+#: the asyncio program the http suite runs on several loops (``program=``)
+AIOHTTP_HELLO = "aiohttp hello"
+LOOPS_HELLO_ONLY = "hello only (the loop comparison)"
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"
             + BODY)
 
@@ -119,10 +126,14 @@ def serve_http_server(port, options):
     Server(("127.0.0.1", port), handler).serve_forever()
 
 
-@register("aiohttp", speaks=("http", "http-static"), needs=("aiohttp",), idle=True,
+@register("aiohttp", speaks=("http-static",), needs=("aiohttp",), idle=True,
           note="aiohttp.web with its C parser; add_static('/', DIR) for files")
-def serve_aiohttp(port, options):
+@register("aiohttp", speaks=("http",), needs=("aiohttp",), idle=True,
+          program=AIOHTTP_HELLO, loop="asyncio",
+          note="aiohttp.web with its C parser; add_static('/', DIR) for files")
+def serve_aiohttp(port, options, loop="asyncio"):
     from aiohttp import web
+    use_loop(loop)                       # run_app's asyncio.new_event_loop() makes this loop
     start_tracing(options)
 
     async def hello(request):
@@ -140,6 +151,20 @@ def serve_aiohttp(port, options):
     if options.measure_idle:
         app.on_startup.append(on_startup)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, backlog=1024)
+
+
+@register("aiohttp-uvloop", speaks=("http",), needs=("aiohttp", "uvloop"), idle=True,
+          program=AIOHTTP_HELLO, loop="uvloop", lacks={"http-static": LOOPS_HELLO_ONLY},
+          note="the aiohttp hello program on uvloop")
+def serve_aiohttp_uvloop(port, options):
+    serve_aiohttp(port, options, loop="uvloop")
+
+
+@register("aiohttp-reactor-aio", speaks=("http",), needs=("aiohttp",), idle=True,
+          program=AIOHTTP_HELLO, loop="reactor.aio", lacks={"http-static": LOOPS_HELLO_ONLY},
+          note="the aiohttp hello program on reactor.aio's event loop")
+def serve_aiohttp_reactor_aio(port, options):
+    serve_aiohttp(port, options, loop="reactor.aio")
 
 
 @register("aiohttp-pure", speaks=("http", "http-static"), needs=("aiohttp",),

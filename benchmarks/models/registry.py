@@ -17,6 +17,13 @@ websocket.py): it is one model, with one server function per protocol.
 Suites ask ``models_for(protocol)`` for their list, in registration order,
 and ``available(name)`` whether each can run here; a model whose package is
 missing is skipped with that reason, never replaced by something else.
+
+Some models are one asyncio *program* run on different event loops
+(``support.ASYNCIO_LOOPS``): the Protocol echo is ``asyncio-protocol`` on
+asyncio's loop, ``uvloop`` on uvloop and ``reactor-aio-protocol`` on
+reactor.aio. Each says so when it registers (``program=``, ``loop=``), and
+``programs_for(protocol)`` gives the suites those groups, so they can put
+the loops side by side: the program is the same, the loop is the variable.
 """
 
 import importlib.util
@@ -53,6 +60,8 @@ class Server(NamedTuple):
     needs: Tuple[str, ...]              #: packages beyond the standard library
     note: str
     idle: bool                          #: it answers --measure-idle / --measure-rss
+    program: Optional[str] = None       #: the asyncio program it runs on ``loop``, if one
+    loop: Optional[str] = None          #: that program's event loop (support.ASYNCIO_LOOPS)
 
 
 class Model:
@@ -100,13 +109,17 @@ class Registry:
 
     def register(self, name: str, speaks: Sequence[str], needs: Sequence[str] = (),
                  note: str = "", idle: bool = False,
-                 lacks: Optional[Dict[str, str]] = None) -> Callable:
+                 lacks: Optional[Dict[str, str]] = None, program: Optional[str] = None,
+                 loop: Optional[str] = None) -> Callable:
         """Decorator: ``function(port, options)`` serves ``name`` for each of ``speaks``.
 
         ``needs``: packages beyond the standard library (checked with
         importlib.util.find_spec); ``idle``: the function answers
         --measure-idle; ``lacks``: {protocol: why not}, for a protocol the
-        model's family speaks but it does not (asyncio-floor serves no files).
+        model's family speaks but it does not (asyncio-floor serves no files);
+        ``program`` and ``loop``, given together: the function runs that
+        asyncio program, written once, on that event loop (see
+        ``programs_for``).
         """
         if isinstance(speaks, str) or not speaks:
             raise ValueError("%s: speaks is a tuple of protocols, got %r" % (name, speaks))
@@ -114,15 +127,21 @@ class Registry:
         if unknown:
             raise ValueError("%s: unknown protocol %s (known: %s)"
                              % (name, ", ".join(unknown), ", ".join(PROTOCOLS)))
+        if (program is None) != (loop is None):
+            raise ValueError("%s: program and loop go together, got %r and %r"
+                             % (name, program, loop))
 
         def add(function: Callable) -> Callable:
             if not callable(function):
                 raise TypeError("%s: %r is not callable" % (name, function))
             model = self.models.setdefault(name, Model(name))
-            server = Server(function, tuple(needs), note, idle)
+            server = Server(function, tuple(needs), note, idle, program, loop)
             for protocol in speaks:
                 if protocol in model.servers:
                     raise ValueError("%s is registered twice for %s" % (name, protocol))
+                if program is not None and self.program_model(protocol, program, loop):
+                    raise ValueError("%s: %s already runs %r on %s" % (
+                        name, self.program_model(protocol, program, loop), program, loop))
                 model.servers[protocol] = server
                 self.order.append((protocol, name))
             model.lacks.update(lacks or {})
@@ -153,6 +172,25 @@ class Registry:
         return [name for spoken, name in self.order if spoken == protocol
                 and (not idle or self.models[name].servers[protocol].idle)]
 
+    def programs_for(self, protocol: str) -> List[Tuple[str, List[Tuple[str, str]]]]:
+        """The asyncio programs registered on two or more loops for ``protocol``:
+        [(program, [(loop, model name), ...]), ...], both in registration order
+        (installed or not: ask ``available`` for each model)."""
+        programs: Dict[str, List[Tuple[str, str]]] = {}
+        for name in self.models_for(protocol):
+            server = self.models[name].servers[protocol]
+            if server.program is not None:
+                programs.setdefault(server.program, []).append((server.loop, name))
+        return [(program, loops) for program, loops in programs.items() if len(loops) >= 2]
+
+    def program_model(self, protocol: str, program: str, loop: str) -> Optional[str]:
+        """The model that runs ``program`` on ``loop`` for ``protocol``, or None."""
+        for spoken, name in self.order:
+            server = self.models[name].servers[spoken]
+            if spoken == protocol and (server.program, server.loop) == (program, loop):
+                return name
+        return None
+
     def server(self, name: str, protocol: Optional[str] = None) -> Tuple[str, Server]:
         """(protocol, server) that ``python -m benchmarks.models NAME`` runs: the one for
         ``protocol``; without it, echo if the model speaks it, else its only function."""
@@ -177,3 +215,4 @@ MODELS = REGISTRY.models
 register = REGISTRY.register
 available = REGISTRY.available
 models_for = REGISTRY.models_for
+programs_for = REGISTRY.programs_for

@@ -1,4 +1,13 @@
-"""What the model servers share: the "ready" line, SIGTERM, idle-memory reports, paths."""
+"""What the model servers share: the "ready" line, SIGTERM, idle-memory reports, paths, and
+the event loop an asyncio program runs on.
+
+One asyncio program (the Protocol echo, the streams echo, aiohttp's hello)
+is written once and run on each of ``ASYNCIO_LOOPS``: asyncio's own loop,
+uvloop (libuv, C) and ``reactor.aio`` (reactor's loop behind asyncio's
+API). ``use_loop(loop)`` installs that loop's policy before the program
+starts, as ``uvloop.install()`` does, so ``asyncio.run`` and
+``aiohttp.web.run_app`` create it without knowing which it is.
+"""
 
 import os
 import signal
@@ -9,6 +18,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CERTS = os.path.join(ROOT, "tests", "certs")
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+#: loop -> the packages it needs beyond the standard library (a model's ``needs``)
+ASYNCIO_LOOPS = {"asyncio": (), "uvloop": ("uvloop",), "reactor.aio": ()}
+
+
+def use_loop(loop):
+    """Make asyncio's new event loops ``loop``'s (one of ``ASYNCIO_LOOPS``): install its
+    policy, as ``uvloop.install()`` does; "asyncio" leaves the default alone."""
+    if loop == "uvloop":
+        import uvloop
+        uvloop.install()
+    elif loop == "reactor.aio":
+        import reactor.aio
+        reactor.aio.install()
+    elif loop != "asyncio":
+        raise ValueError("no asyncio loop named %r (known: %s)"
+                         % (loop, ", ".join(ASYNCIO_LOOPS)))
 
 
 def ready():
@@ -36,10 +62,12 @@ def report_idle(count):
     print("idle %d %d %d" % (heap, resident, count()), flush=True)
 
 
-def run_asyncio_until_sigterm(start, on_ready=None):
-    """Run ``await start(loop)`` (which returns a server or transport), print ready,
-    and serve until SIGTERM; then close what ``start`` returned."""
+def run_asyncio_until_sigterm(start, on_ready=None, loop="asyncio"):
+    """Run ``await start(loop)`` (which returns a server or transport) on ``loop``'s event
+    loop (``use_loop``), print ready, and serve until SIGTERM; then close what ``start``
+    returned."""
     import asyncio
+    use_loop(loop)
 
     async def main():
         loop = asyncio.get_running_loop()

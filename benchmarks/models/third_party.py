@@ -1,5 +1,8 @@
 """Echo on third-party loops and libraries: uvloop, gevent, Twisted, trio, curio.
 
+``uvloop`` and ``uvloop-streams`` are asyncio_models.py's two echo
+programs, unchanged, on uvloop's event loop.
+
 Each runs only where its package is installed (``needs``); elsewhere the
 suites list it as skipped with the reason, and nothing stands in for it.
 """
@@ -8,15 +11,24 @@ import functools
 import signal
 import socket
 
-from .asyncio_models import serve_asyncio_protocol
+from .asyncio_models import (
+    PROTOCOL_ECHO, STREAMS_ECHO, serve_asyncio_protocol, serve_asyncio_streams)
 from .registry import register
 from .support import blocking_echo, ready
 
 
 @register("uvloop", speaks=("echo",), needs=("uvloop",), idle=True,
+          program=PROTOCOL_ECHO, loop="uvloop",
           note="the asyncio-protocol server on uvloop (libuv, C)")
 def serve_uvloop(port, options):
-    serve_asyncio_protocol(port, options, use_uvloop=True)
+    serve_asyncio_protocol(port, options, loop="uvloop")
+
+
+@register("uvloop-streams", speaks=("echo",), needs=("uvloop",),
+          program=STREAMS_ECHO, loop="uvloop",
+          note="the asyncio-streams program on uvloop")
+def serve_uvloop_streams(port, options):
+    serve_asyncio_streams(port, options, loop="uvloop")
 
 
 @register("gevent", speaks=("echo",), needs=("gevent",),

@@ -11,7 +11,10 @@
   and ``charts/scaling.svg``: whichever have figures to draw.
 
 ``summary_rows(results)`` and ``summary_markdown(results)`` give the summary
-table alone, for docs/BENCHMARKS.md.
+table alone, for docs/BENCHMARKS.md. When a suite ran one asyncio program on
+several event loops (rows carrying ``program`` and ``loop``: the echo
+programs, aiohttp's hello), ``program_rows(results)`` gives a second table,
+under the first: each loop against asyncio's own loop on that program.
 """
 
 import json
@@ -42,6 +45,12 @@ FLOOR_OTHERS = ("heapq",)
 #: except names with a space, which label variants of one setup ("2 processes").
 NOT_THIRD_PARTY = ("reactor", "kv", "asyncio", "selectors", "threads", "threadpool",
                    "prefork", "http.server", "heapq", "-")
+#: A row with ``program`` and ``loop`` is one asyncio program on one event loop. The
+#: program's baseline is its row on asyncio's own loop; a row on reactor.aio (reactor's
+#: loop behind asyncio's API) never stands for reactor nor counts as third party.
+BASE_LOOP = "asyncio"
+REACTOR_AIO = "reactor.aio"
+LOOP_ORDER = (BASE_LOOP, REACTOR_AIO, "uvloop")
 #: loadgen_busy at or above this: the load generator, not the server, set the rate.
 SATURATED = 0.9
 #: The report's explanation of the summary table.
@@ -60,6 +69,15 @@ SUMMARY_RULES = (
     "(lowest CPU per request, highest rate; named in the cell). "
     "Where the load generator was busy >= 90%, requests/s is partly its own limit: "
     "compare CPU per request.")
+#: The report's explanation of the program table (one asyncio program on each loop).
+PROGRAM_RULES = (
+    "The same asyncio program on each event loop: asyncio's own, reactor.aio (reactor's "
+    "loop behind asyncio's API) and uvloop. The program is unchanged; the loop is the only "
+    "difference. Ratios are that loop's figure divided by asyncio's loop's, in the same "
+    "scenario of the same run (the suite's headline scenario, else the first the program "
+    "ran in): **CPU per request: lower is better; rate: higher is better**. A program's "
+    "row on reactor.aio is compared here only: in the table above it neither stands for "
+    "reactor nor counts as third party.")
 
 
 # -- picking models and metrics ---------------------------------------------------------
@@ -115,8 +133,13 @@ def _value(row, metric):
     return value if is_number(value) else None
 
 
+def on_reactor_aio(row):
+    """True for an asyncio program's row on reactor.aio: compared in the program table."""
+    return row.get("loop") == REACTOR_AIO
+
+
 def _reactor_row(rows):
-    ok = [row for row in rows if is_ok(row.get("status"))]
+    ok = [row for row in rows if is_ok(row.get("status")) and not on_reactor_aio(row)]
     for test in (lambda m: m == REACTOR, lambda m: m.startswith(REACTOR),
                  lambda m: m in REACTOR_ALIASES):
         for row in ok:
@@ -196,7 +219,8 @@ def summary_rows(results):
                     entry[key + "_model"] = other["model"]
                     entry[key + "_cpu_ratio"] = _ratio(my_cpu, _value(other, cpu))
                     entry[key + "_rate_ratio"] = _ratio(my_rate, _value(other, rate))
-            third = [row for row in group if is_third_party(row["model"])]
+            third = [row for row in group
+                     if is_third_party(row["model"]) and not on_reactor_aio(row)]
             by_cpu = [row for row in third if _value(row, cpu)]
             by_rate = [row for row in third if _value(row, rate)]
             if by_cpu and my_cpu is not None:
@@ -208,6 +232,56 @@ def summary_rows(results):
                 entry["third_party_rate_model"] = best["model"]
                 entry["third_party_rate_ratio"] = _ratio(my_rate, _value(best, rate))
         out.append(entry)
+    return out
+
+
+def program_rows(results):
+    """One dict per (suite, program) run on two or more loops: each loop's ratios to asyncio's.
+
+    Keys: suite, title, program, scenario (the suite's headline if the
+    program's asyncio-loop row has a figure there, else the first scenario
+    where it has), cpu_metric, rate_metric, base_model, base_cpu, base_rate,
+    and loops: {loop: {"model", "status", "cpu_ratio", "rate_ratio"}} for the
+    other loops, ratios = that loop's figure / asyncio's loop's (None where
+    one is missing). [] when no row carries a program.
+    """
+    out = []
+    for name, suite in results["suites"].items():
+        rows = [row for row in suite["results"] if isinstance(row.get("program"), str)
+                and isinstance(row.get("loop"), str)]
+        if not rows:
+            continue
+        ok_rows = [row for row in suite["results"] if is_ok(row.get("status"))]
+        cpu, rate = cpu_metric(ok_rows), rate_metric(ok_rows)
+        prefer = headline(suite["results"], cpu, rate)[0]
+        programs = []
+        for row in rows:
+            if row["program"] not in programs:
+                programs.append(row["program"])
+        for program in programs:
+            groups = [(scenario, {row["loop"]: row for row in group})
+                      for scenario, group in scenarios([r for r in rows
+                                                        if r["program"] == program])]
+            usable = [(scenario, by_loop) for scenario, by_loop in groups if len(by_loop) >= 2
+                      and (_value(by_loop.get(BASE_LOOP), cpu) is not None
+                           or _value(by_loop.get(BASE_LOOP), rate) is not None)]
+            if not usable:
+                continue
+            scenario, by_loop = sorted(usable, key=lambda item: item[0] != prefer)[0]
+            base = by_loop[BASE_LOOP]
+            entry = {"suite": name, "title": suite["title"], "program": program,
+                     "scenario": scenario, "cpu_metric": cpu, "rate_metric": rate,
+                     "base_model": base["model"], "base_cpu": _value(base, cpu),
+                     "base_rate": _value(base, rate), "loops": {}}
+            for loop in sorted(by_loop, key=lambda loop: (LOOP_ORDER + (loop,)).index(loop)):
+                if loop == BASE_LOOP:
+                    continue
+                row = by_loop[loop]
+                entry["loops"][loop] = {
+                    "model": row["model"], "status": row.get("status", "ok"),
+                    "cpu_ratio": _ratio(_value(row, cpu), entry["base_cpu"]),
+                    "rate_ratio": _ratio(_value(row, rate), entry["base_rate"])}
+            out.append(entry)
     return out
 
 
@@ -289,7 +363,40 @@ def summary_markdown(results):
             _times(entry["third_party_rate_ratio"], entry["third_party_rate_model"]),
             "n/a" if busy is None else "%.0f%%%s" % (100 * busy,
                                                       " (saturated)" if busy >= SATURATED else "")])
-    return "\n".join([SUMMARY_RULES, ""] + table(header, rows)) + "\n"
+    lines = [SUMMARY_RULES, ""] + table(header, rows)
+    programs = program_markdown(results)
+    return "\n".join(lines + ([""] + programs if programs else [])) + "\n"
+
+
+def program_markdown(results):
+    """The program table's lines (its rule, then the table); [] when no row has a program."""
+    entries = program_rows(results)
+    if not entries:
+        return []
+    loops = []
+    for entry in entries:
+        loops += [loop for loop in entry["loops"] if loop not in loops]
+    loops.sort(key=lambda loop: (LOOP_ORDER + (loop,)).index(loop))
+    header = ["suite", "program", "scenario", "on asyncio", "CPU/req (µs)", "rate"]
+    for loop in loops:
+        header += ["%s CPU vs asyncio" % loop, "%s rate vs asyncio" % loop]
+    rows = []
+    for entry in entries:
+        unit = describe(entry["rate_metric"])[1] if entry["rate_metric"] else ""
+        row = [md(entry["suite"]), md(entry["program"]), md(entry["scenario"]),
+               md(entry["base_model"]), number(entry["base_cpu"]),
+               "n/a" if entry["base_rate"] is None else "%s %s" % (number(entry["base_rate"]),
+                                                                   unit)]
+        for loop in loops:
+            cell = entry["loops"].get(loop)
+            if cell is None:
+                row += ["–", "–"]
+            elif not is_ok(cell["status"]):
+                row += [md(cell["status"].split(":")[0]) + " (%s)" % md(cell["model"]), ""]
+            else:
+                row += [_times(cell["cpu_ratio"], cell["model"]), _times(cell["rate_ratio"])]
+        rows.append(row)
+    return [PROGRAM_RULES, ""] + table(header, rows)
 
 
 def saturated_cells(results):

@@ -48,6 +48,9 @@ A ROW is one cell: one model in one scenario, as a suite writes it with
      "server_cpu_us_per_request": 8.3,
      "p50_us": 760, "p90_us": 1200, "p99_us": 1559, "p999_us": 2100,
      "loadgen_busy": 0.99, "errors": 0, "connections": 100,
+     "program": "asyncio Protocol echo",        # optional, both or neither: the asyncio
+     "loop": "reactor.aio",                     #   program this row runs, on which loop
+                                                #   ("asyncio", "reactor.aio", "uvloop")
      "runs": [{...}, ...]}                      # optional, per-run dicts; charts ignore it
 
 Metrics. Keys named like a metric must hold a finite number (int or float,
