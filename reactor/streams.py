@@ -86,7 +86,7 @@ class StreamTransport(SendCaps, SocketTransport):
 
     __slots__ = ("_send_buffer", "_eof_pending", "_eof_sent", "_eof_received",
                  "_closed_locally", "_peername", "_read_chunk",
-                 "_max_read_per_event", "_extra", "bytes_received", "bytes_sent",
+                 "_max_read_per_event", "bytes_received", "bytes_sent",
                  "_hard_cap", "_soft_cap", "_soft_cap_seconds", "_soft_cap_timer",
                  "_over_soft_cap_since", "_lost_error", "_limits", "_writable_waiter")
 
@@ -205,7 +205,7 @@ class StreamTransport(SendCaps, SocketTransport):
         """
         # Hot path: every response. Common case: one send() that takes it all.
         if self._state is not _OPEN or self._eof_pending:
-            self._refuse_write()
+            self._refuse_write(data)
             return
         if not data:
             return
@@ -426,7 +426,7 @@ class StreamTransport(SendCaps, SocketTransport):
         if self._eof_received:
             self._close_after_flush()
 
-    def _refuse_write(self) -> None:
+    def _refuse_write(self, data: Any) -> None:
         if self._eof_pending:
             raise TransportClosedError("write() after write_eof(): the sending side is shut")
         if self._closed_locally:

@@ -26,12 +26,19 @@ plays the same part):
 * ``connection_lost`` exactly once, through ``call_soon``, after which the
   protocol is replaced by a stand-in that ignores late calls.
 
+``SocketTransport`` derives from ``asyncio.BaseTransport`` (whose only
+state is the ``_extra`` slot): code that checks for an asyncio transport
+accepts ours, and ``reactor.aio`` can hand them to asyncio protocols as
+``asyncio.Transport``/``DatagramTransport`` subclasses without a wrapper
+(two slotted bases can only be combined when one extends the other).
+
 Lifecycle::
 
     OPEN --close()--> CLOSING --send buffer drained--> CLOSED
     OPEN/CLOSING --abort() | socket error | callback error--> CLOSED
 """
 
+import asyncio
 import enum
 import logging
 import socket
@@ -61,7 +68,7 @@ _CLOSING = TransportState.CLOSING
 _CLOSED = TransportState.CLOSED
 
 
-class SocketTransport:
+class SocketTransport(asyncio.BaseTransport):
     """The base of ``StreamTransport`` and ``DatagramTransport``; see the module docstring.
 
     ``owner`` (a server, or None) is told ``connection_closed(transport)``

@@ -41,6 +41,7 @@ LAYERS = {
     "lessons.lost_wakeup": 6, "lessons.fd_reuse": 6, "lessons.greedy_reader": 6,
     "lessons.unbounded_buffer": 6, "lessons.blocking_dns": 6,
     "trace": 2, "testing": 5, "apps.trace_report": 6,
+    "aio": 5, "aio.loop": 5, "aio.sockets": 5, "aio.transports": 5, "aio.unix": 5,
 }
 
 #: The longest a module may grow (STYLE: one concept per file, a few hundred
