@@ -51,7 +51,7 @@ logger = logging.getLogger("asyncio")    # asyncio's slow-callback warnings go w
 _AioHandle = events.Handle
 _INF = float("inf")
 #: The block ``loop.sendfile``'s fallback reads and writes at a time.
-SENDFILE_BLOCK_BYTES = 256 * 1024
+SENDFILE_BLOCK_BYTES = 16 * 1024
 
 
 class _Core(Reactor):

@@ -104,6 +104,11 @@ class AioStreamTransport(StreamTransport, asyncio.Transport):
             return self._extra.get(name, default)
         return super().get_extra_info(name, default)
 
+    @property
+    def _protocol_paused(self) -> bool:
+        """Whether the protocol is told to pause writing (3.8's sslproto reads this name)."""
+        return self._writing_paused
+
     def _match_protocol(self, protocol: Any) -> None:
         buffered = isinstance(protocol, asyncio.BufferedProtocol)
         self.__class__ = AioBufferedStreamTransport if buffered else AioStreamTransport
