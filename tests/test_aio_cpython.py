@@ -32,7 +32,7 @@ _start_dir = os.getcwd()
 
 
 def setup_module(module):
-    """CPython's suites write scratch files (support.TESTFN) in the current directory: use a temp one."""
+    """CPython's suites write scratch files (support.TESTFN) in the working directory: use a temp one."""
     module._scratch = tempfile.mkdtemp(prefix="reactor-aio-cpython-")
     os.chdir(module._scratch)
 
@@ -143,7 +143,7 @@ if test_sslproto is not None:
 if test_streams is not None:
     @_not_copied
     class TestStreams(_ReactorPolicy, test_streams.StreamTests):
-        """test_streams (asyncio.StreamReader/Writer, start_server, open_connection) on reactor.aio."""
+        """test_streams (StreamReader/Writer, start_server, open_connection) on reactor.aio."""
 
 if test_ssl is not None:
     @_not_copied

@@ -67,7 +67,7 @@ def run(main: Coroutine[Any, Any, T], *, debug: Optional[bool] = None) -> T:
     if asyncio._get_running_loop() is not None:
         raise RuntimeError("reactor.aio.run() cannot be called from a running event loop")
     if sys.version_info >= (3, 11):
-        with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
+        with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:  # novermin
             return runner.run(main)
     return _run_before_311(main, debug)
 

@@ -9,17 +9,17 @@ mechanism with libuv; we replace it with reactor. One pass of this loop is
 one pass of a ``reactor.Reactor`` (``reactor/loop.py``), and the pieces map
 one to one:
 
-==========================  ===========================================
-asyncio                     here
-==========================  ===========================================
-``_ready`` deque            the reactor's ready deque (the same object)
-``_scheduled`` heap         the reactor's timer wheel: O(1) schedule and
-                            cancel; a timer never fires early, at most
-                            one tick (1 ms) late
-selector + ``(r, w)`` keys  reactor's poller (epoll called directly)
+============================  =========================================
+asyncio                       here
+============================  =========================================
+``_ready`` deque              the reactor's ready deque (the same object)
+``_scheduled`` heap           the reactor's timer wheel: O(1) schedule
+                              and cancel; a timer never fires early, at
+                              most one tick (1 ms) late
+selector + ``(r, w)`` keys    reactor's poller (epoll called directly)
 ``_SelectorSocketTransport``  ``AioStreamTransport`` (``transports.py``)
-self-pipe, signal wakeup fd  reactor's ``Wakeup``
-==========================  ===========================================
+self-pipe, signal wakeup fd   reactor's ``Wakeup``
+============================  =========================================
 
 What runs where in one pass: the reactor waits, dispatches I/O (a
 transport's ``on_readable`` calls ``data_received`` at once; an
@@ -27,8 +27,9 @@ transport's ``on_readable`` calls ``data_received`` at once; an
 into the ready deque, then runs what was queued before that step. The
 ready deque holds two kinds of entries, and ``_Core._run_ready`` tells them
 apart by class: an ``asyncio.Handle`` runs with its ``contextvars`` context
-and asyncio's error report (``Handle._run``); a reactor handle (a wheel
-entry, a reactor transport's ``connection_lost``) is called directly.
+and asyncio's error report (``Handle._run``); a reactor entry (a wheel
+timer, whose callback is an asyncio ``TimerHandle._run``, or a callback of
+a reactor protocol served through ``loop.reactor``) is called directly.
 
 Sockets, servers and Unix/pipe/subprocess support live in ``sockets.py``
 and ``unix.py``, mixed into the class.
@@ -37,7 +38,7 @@ and ``unix.py``, mixed into the class.
 import asyncio
 import logging
 import signal
-from asyncio import base_events, events, futures, sslproto
+from asyncio import base_events, events, format_helpers, futures, sslproto
 from typing import Any, Callable, Dict, Optional
 
 from ..network import Reactor
@@ -64,17 +65,25 @@ class _Core(Reactor):
         self.current_handle: Any = None
 
     def _run_ready(self, count: int) -> None:
-        """Run the first ``count`` ready entries: asyncio handles with their context, ours directly."""
+        """Run the first ``count`` ready entries: asyncio handles in their context, ours directly."""
         # Hot path: once per pass; one class test per callback.
         if self.aio_debug:
             self._run_ready_debug(count)
             return
+        # asyncio's Handle._run is inlined: one frame less for every task
+        # step and future callback; its error report is _report_handle.
         popleft = self._ready.popleft
         for _ in range(count):
             handle = popleft()
             if handle.__class__ is _AioHandle:
-                if not handle._cancelled:
-                    handle._run()
+                if handle._cancelled:
+                    continue
+                try:
+                    handle._context.run(handle._callback, *handle._args)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    _report_handle(handle, exc)
                 continue
             callback = handle._callback
             if callback is None:                 # a cancelled wheel entry or reactor handle
@@ -112,6 +121,16 @@ class _Core(Reactor):
                 logger.warning("Executing %s took %.3f seconds", handle, took)
 
 
+def _report_handle(handle: events.Handle, exc: BaseException) -> None:
+    """Report an exception from an asyncio handle's callback as ``Handle._run`` does."""
+    context = {"message": "Exception in callback %s" % (
+                   format_helpers._format_callback_source(handle._callback, handle._args),),
+               "exception": exc, "handle": handle}
+    if handle._source_traceback:
+        context["source_traceback"] = handle._source_traceback
+    handle._loop.call_exception_handler(context)
+
+
 class ReactorEventLoop(SocketOps, UnixOps, base_events.BaseEventLoop):
     """An ``asyncio`` event loop whose mechanism is reactor: its poller, wheel and transports.
 
@@ -136,7 +155,8 @@ class ReactorEventLoop(SocketOps, UnixOps, base_events.BaseEventLoop):
         watchers = core._watchers
         self._watchers = watchers
         # Reactor transports register through these three, as on a Reactor.
-        self._watch, self._rewatch, self._unwatch = watchers.watch, watchers.rewatch, watchers.unwatch
+        self._watch, self._rewatch = watchers.watch, watchers.rewatch
+        self._unwatch = watchers.unwatch
         self._serving: Dict[int, Any] = {}
         core.set_exception_handler(self._core_exception)
 
@@ -245,7 +265,7 @@ class ReactorEventLoop(SocketOps, UnixOps, base_events.BaseEventLoop):
     # -- signals ------------------------------------------------------------------------
 
     def add_signal_handler(self, sig: int, callback: Callable[..., Any], *args: Any) -> None:
-        """Run ``callback(*args)`` as a loop callback whenever ``sig`` arrives (main thread only)."""
+        """Run ``callback(*args)`` as a callback whenever ``sig`` arrives (main thread only)."""
         if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
         self._check_signal(sig)
@@ -328,7 +348,7 @@ class ReactorEventLoop(SocketOps, UnixOps, base_events.BaseEventLoop):
 
     async def _sendfile_fallback(self, transp: Any, file: Any, offset: int,
                                  count: Optional[int]) -> int:
-        """``loop.sendfile`` by reading the file (in the executor) and writing, one block at a time."""
+        """``loop.sendfile`` by reading (in the executor) and writing, one block at a time."""
         if not isinstance(transp, AioStreamTransport):       # sslproto's, a _FlowControlMixin
             return await super()._sendfile_fallback(transp, file, offset, count)
         if offset:

@@ -215,7 +215,8 @@ class SocketOps:
 
     def _start_serving(self, protocol_factory: Callable[[], Any], sock: socket.socket,
                        sslcontext: Any = None, server: Any = None, backlog: int = 100,
-                       ssl_handshake_timeout: Any = None, ssl_shutdown_timeout: Any = None) -> None:
+                       ssl_handshake_timeout: Any = None,
+                       ssl_shutdown_timeout: Any = None) -> None:
         """Accept on ``sock`` for asyncio's ``Server`` (its ``_start_serving`` calls this)."""
         timeouts = {"ssl_handshake_timeout": ssl_handshake_timeout}
         if ssl_shutdown_timeout is not None:

@@ -4,25 +4,27 @@ An asyncio protocol on ``reactor.aio`` is driven by the same
 ``StreamTransport`` and ``DatagramTransport`` that reactor's own servers use:
 the poller calls ``on_readable`` directly and ``data_received`` follows, two
 calls from the wait. The subclasses here change only what asyncio's contract
-says differently from reactor's:
+says differently from reactor's, and do what the left column says:
 
-====================================  =====================================
-asyncio says                          reactor says (and these classes do)
-====================================  =====================================
-``write()`` after ``close()``:       raise ``TransportClosedError``
-queued while the buffer drains,
-then dropped
-``write()`` after ``write_eof()``:    raise ``TransportClosedError``
-``RuntimeError``
-a ``BufferedProtocol`` is filled by   (reactor has no buffered protocols)
+======================================  ===================================
+asyncio's contract (these classes)      reactor's own transports
+======================================  ===================================
+``write()`` after ``close()`` is        ``TransportClosedError``
+queued while the buffer drains, then
+dropped quietly
+``write()`` after ``write_eof()``       ``TransportClosedError``
+raises ``RuntimeError``
+a ``BufferedProtocol`` is filled with   no buffered protocols
 ``get_buffer``/``buffer_updated``
-``get_extra_info("socket")`` is a     the socket itself
+``get_extra_info("socket")`` is a       the socket itself
 ``TransportSocket`` wrapper
-no send-buffer caps                   slow consumers are closed at 8/32 MiB
-every UDP source port is delivered    reflection-prone source ports dropped
-a server counts its connections       (reactor's ``Server`` does it itself)
+no send-buffer caps                     slow consumers closed at 8/32 MiB
+every UDP source port is delivered      reflection-prone ports dropped
+a server counts its connections         reactor's ``Server`` counts them
 (``Server._attach``/``_detach``)
-====================================  =====================================
+``write()`` during ``loop.sendfile()``  (no sendfile on the loop)
+raises ``RuntimeError``
+======================================  ===================================
 
 A kept difference: once *both* directions are shut (``write_eof()`` sent,
 EOF received), the stream transport closes itself and ``connection_lost``
@@ -73,7 +75,8 @@ class AioStreamTransport(StreamTransport, asyncio.Transport):
                  extra: Optional[Dict[str, Any]] = None, server: Any = None) -> None:
         extra = dict(extra or ())
         peername = extra.pop("peername", None)
-        try:                        # asyncio records both addresses at once: they outlive the socket
+        # asyncio records both addresses at once: they outlive the socket.
+        try:
             extra["sockname"] = sock.getsockname()
             if peername is None:
                 peername = sock.getpeername()
