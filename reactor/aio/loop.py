@@ -61,7 +61,6 @@ class _Core(Reactor):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.aio_debug = False
-        self.slow_callback_seconds = 0.1
         self.current_handle: Any = None
 
     def _run_ready(self, count: int) -> None:
@@ -255,8 +254,8 @@ class ReactorEventLoop(SocketOps, UnixOps, base_events.BaseEventLoop):
         if self._closed:
             return
         super().close()
-        for sock in list(self._serving):
-            self._stop_serving_fd(sock)
+        for fd in list(self._serving):
+            self._stop_serving_fd(fd)
         self._core.close()
 
     def _core_exception(self, core: Any, context: Dict[str, Any]) -> None:
