@@ -44,6 +44,15 @@ def timed(fn):
     return time.perf_counter() - started
 
 
+def unknown_models(suite, wanted, models):
+    """Return None, or the line saying which of ``wanted`` (``--models A,B``) ``suite`` lacks."""
+    unknown = [m for m in wanted if m not in models]
+    if not unknown:
+        return None
+    return ("%s: no %s model named %s (python -m benchmarks.models lists them)"
+            % (suite, suite, ", ".join(unknown)))
+
+
 def print_table(title, header, rows, notes=()):
     """Print rows as an aligned text table."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]

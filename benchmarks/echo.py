@@ -40,7 +40,7 @@ import socket
 import statistics
 import time
 
-from .common import print_table, write_json
+from .common import print_table, unknown_models, write_json
 from .harness import (
     build_loadgen, fd_limit_problem, free_port, medians_or_why, one_run, prime, round_robin,
     scenario_results, start_server, stop_server)
@@ -211,10 +211,9 @@ def main(args, extra):
         print("usage: python -m benchmarks echo [--quick] [--repeat R] [--seconds S] "
               "[--models A,B]")
         return 2
-    unknown = [m for m in wanted if m not in MODELS]
-    if unknown:
-        print("echo: no echo model named %s (python -m benchmarks.models lists them)"
-              % ", ".join(unknown))
+    problem = unknown_models("echo", wanted, MODELS)
+    if problem:
+        print(problem)
         return 2
     scenarios = QUICK_SCENARIOS if quick else FULL_SCENARIOS
     loadgen = build_loadgen()

@@ -47,7 +47,7 @@ import socket
 import subprocess
 import tempfile
 
-from .common import print_table
+from .common import print_table, unknown_models
 from .harness import (
     StartFailed, build_loadgen, heap_target, idle_heap_table, medians_or_why, paired, pinned,
     print_targets, process_cpu_seconds, ratio_targets, read_until, round_robin, run_held,
@@ -204,10 +204,9 @@ def main(args, extra):
         print("usage: python -m benchmarks http [--quick] [--repeat R] [--loadgen wrk|c] "
               "[--models A,B]")
         return 2
-    unknown = [m for m in wanted if m not in MODELS]
-    if unknown:
-        print("http: no http model named %s (python -m benchmarks.models lists them)"
-              % ", ".join(unknown))
+    problem = unknown_models("http", wanted, MODELS)
+    if problem:
+        print(problem)
         return 2
     loadgen = "wrk" if shutil.which("wrk") and forced != "c" else None
     if loadgen is None:
